@@ -1,0 +1,352 @@
+"""Typed shapes that cross the core's boundaries: source results, the snapshot, the explanation.
+
+Every series is ordered oldest first. Every figure that can be missing is ``None`` (unknown), never 0.
+Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- source results -------------------------------------------------------------------------
+
+
+class SourceResult(Model):
+    """Base of every source result: the source's id and the time its data refers to."""
+
+    source: str
+    as_of: datetime
+
+
+class CoinMarket(Model):
+    id: str
+    symbol: str
+    name: str
+    rank: int | None = None
+    price: float | None = None
+    market_cap: float | None = None
+    change_1h: float | None = None
+    change_24h: float | None = None
+    change_7d: float | None = None
+    last_updated: datetime | None = None
+
+
+class Markets(SourceResult):
+    """Top coins by market cap (CoinGecko /coins/markets)."""
+
+    coins: list[CoinMarket]
+
+
+class GlobalMarket(SourceResult):
+    total_market_cap_usd: float | None = None
+    market_cap_change_24h_pct: float | None = None
+    btc_dominance: float | None = None
+
+
+class SpotPrice(SourceResult):
+    """A last price, with a 24h change where the venue gives one."""
+
+    symbol: str
+    price: float
+    change_24h_pct: float | None = None
+
+
+class Candle(Model):
+    start: datetime
+    close: float
+
+
+class Candles(SourceResult):
+    """Closed candles of one instrument, oldest first (Coinbase and OKX 1-minute candles)."""
+
+    symbol: str
+    granularity_s: int
+    candles: list[Candle]
+
+
+class Liquidation(Model):
+    exchange: str
+    instrument: str
+    position_side: Literal["long", "short"]
+    price: float
+    size: float  # in the exchange's unit (contracts on OKX)
+    usd: float
+    ts: datetime
+
+    @property
+    def key(self) -> str:
+        """Identity for de-duplication across polls."""
+        return f"{self.exchange}|{self.instrument}|{self.ts.isoformat()}|{self.position_side}|{self.size}|{self.price}"
+
+
+class Liquidations(SourceResult):
+    """The most recent liquidation orders an exchange reports (a window, not a total)."""
+
+    events: list[Liquidation]
+
+
+class OpenInterestPoint(Model):
+    ts: datetime
+    oi_usd: float
+
+
+class OpenInterest(SourceResult):
+    """Open interest in USD now, with the exchange's own recent history where it has one."""
+
+    instrument: str
+    oi_usd: float
+    history: list[OpenInterestPoint] = Field(default_factory=list)
+
+
+class Funding(SourceResult):
+    instrument: str
+    rate: float  # per funding interval, as a fraction (0.0001 = 0.01%)
+
+
+class EtfDay(Model):
+    day: date
+    total_musd: float | None  # None: not reported yet ("-" on Farside)
+    funds: dict[str, float | None] = Field(default_factory=dict)
+
+
+class EtfFlows(SourceResult):
+    """US spot-Bitcoin-ETF daily net flows in US$ millions."""
+
+    days: list[EtfDay]
+    url: str | None = None
+
+
+class YieldDay(Model):
+    day: date
+    two_year: float | None = None
+    ten_year: float | None = None
+
+
+class Yields(SourceResult):
+    days: list[YieldDay]
+
+
+class OddsPoint(Model):
+    ts: datetime
+    probability: float
+
+
+class CutOdds(SourceResult):
+    """Market-implied probability (0..1) of a rate cut at the next FOMC meeting."""
+
+    meeting: str
+    meeting_date: date | None = None
+    probability: float
+    history: list[OddsPoint] = Field(default_factory=list)
+    url: str | None = None
+
+
+class IndexQuote(SourceResult):
+    """A stock index's last session: close (or last) against the previous close."""
+
+    symbol: str  # our key: "spx" or "ndx"
+    name: str
+    last: float
+    previous_close: float
+    change_pct: float
+    session: date
+    market_open: bool = False
+
+
+class FearGreedPoint(Model):
+    day: date
+    value: int
+    label: str
+
+
+class FearGreed(SourceResult):
+    points: list[FearGreedPoint]
+
+
+class Headline(Model):
+    title: str
+    link: str
+    feed: str  # label of the feed it came from
+    published: datetime | None = None
+    drivers: list[str] = Field(default_factory=list)
+
+
+class Headlines(SourceResult):
+    items: list[Headline]
+
+
+# --- the snapshot ---------------------------------------------------------------------------
+
+SourceState = Literal["ok", "stale", "failed", "blocked", "disabled"]
+
+
+class SourceStatus(Model):
+    source: str
+    label: str
+    state: SourceState
+    reason: str | None = None
+    as_of: datetime | None = None
+    latency_ms: float | None = None
+
+
+class Snapshot(Model):
+    """Everything one refresh read, and how each source fared."""
+
+    taken_at: datetime
+    markets: Markets | None = None
+    global_market: GlobalMarket | None = None
+    btc_fallback: SpotPrice | None = None
+    eth_fallback: SpotPrice | None = None
+    coinbase_btc: Candles | None = None
+    okx_btc: Candles | None = None
+    liquidations: list[Liquidations] = Field(default_factory=list)
+    open_interest: list[OpenInterest] = Field(default_factory=list)
+    funding: list[Funding] = Field(default_factory=list)
+    etf: EtfFlows | None = None
+    yields: Yields | None = None
+    cut_odds: CutOdds | None = None
+    indices: dict[str, IndexQuote] = Field(default_factory=dict)
+    fear_greed: FearGreed | None = None
+    headlines: list[Headline] = Field(default_factory=list)
+    statuses: dict[str, SourceStatus] = Field(default_factory=dict)
+
+
+class LiquidationTotals(Model):
+    """Long and short liquidations accumulated over a window from tracked events."""
+
+    window_h: int
+    long_usd: float
+    short_usd: float
+    tracked_since: datetime | None  # None: nothing tracked yet, totals unknown
+
+    @property
+    def total_usd(self) -> float:
+        return self.long_usd + self.short_usd
+
+
+class Lookback(Model):
+    """Figures from history that the drivers compare against (None where history is too short)."""
+
+    liquidations_1h: LiquidationTotals | None = None
+    liquidations_24h: LiquidationTotals | None = None
+    premium_samples: list[float] = Field(default_factory=list)  # stored Coinbase premium, %
+    oi_1h_ago_usd: float | None = None
+    cut_odds_7d_ago: float | None = None
+    two_year_5d_ago: float | None = None
+
+
+# --- drivers and the explanation -----------------------------------------------------------
+
+DriverState = Literal["fired", "quiet", "unknown"]
+
+
+class Evidence(Model):
+    label: str
+    value: str
+    source: str
+    url: str | None = None
+    as_of: datetime | None = None
+
+
+class DriverResult(Model):
+    key: str
+    name: str
+    state: DriverState
+    severity: float = 0.0  # how far past its threshold (1.0 = exactly at it); ranks fired drivers
+    figure: str | None = None  # the key figure in one short phrase
+    threshold: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    headlines: list[Headline] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)  # labels of sources whose data was missing
+
+
+class Move(Model):
+    label: str
+    change_1h: float | None
+    change_24h: float | None
+    price: float | None = None
+    source: str
+    as_of: datetime | None
+
+
+class CoinView(Model):
+    """The asked coin's own move against BTC and the market (``/why COIN``)."""
+
+    id: str
+    symbol: str
+    name: str
+    move: Move
+    vs_btc_24h: float | None
+    vs_market_24h: float | None
+
+
+class AltcoinView(Model):
+    median_alt_24h: float | None
+    btc_24h: float | None
+    alt_vs_btc_24h: float | None  # median altcoin change minus BTC's, in points
+    btc_dominance: float | None
+    sample: int
+    falling_harder: bool | None
+
+
+class Sentiment(Model):
+    value: int
+    label: str
+    change_7d: int | None
+    as_of: datetime
+
+
+class WatchItem(Model):
+    label: str
+    value: str
+    source: str
+    as_of: datetime | None = None
+
+
+class Replay(Model):
+    """Set when the answer was built from recorded responses, not live data."""
+
+    scenario: str
+    scenario_date: date
+    provenance: str
+
+
+Verdict = Literal["down", "not_down", "unknown"]
+
+
+class Explanation(Model):
+    generated_at: datetime
+    data_time: datetime
+    verdict: Verdict
+    market_change_24h: float | None  # the worse of total market cap and BTC over 24h, in %
+    btc_change_1h: float | None
+    moves: list[Move]
+    drivers: list[DriverResult]  # ranked: fired by severity, then quiet, then unknown
+    coin: CoinView | None = None
+    altcoins: AltcoinView | None = None
+    sentiment: Sentiment | None = None
+    headlines: list[Headline] = Field(default_factory=list)
+    watch: list[WatchItem] = Field(default_factory=list)
+    sources: list[SourceStatus] = Field(default_factory=list)
+    liquidations_tracked_since: datetime | None = None
+    replay: Replay | None = None
+
+    @property
+    def fired(self) -> list[DriverResult]:
+        return [d for d in self.drivers if d.state == "fired"]
+
+    @property
+    def failed_sources(self) -> list[SourceStatus]:
+        return [s for s in self.sources if s.state in ("failed", "blocked")]
+
+    @property
+    def unexplained(self) -> bool:
+        return self.verdict == "down" and not self.fired

@@ -1,0 +1,76 @@
+"""Settings the core reads: upstream hosts and keys, timeouts, and driver thresholds.
+
+Plain pydantic models; `bot.config` fills them from the environment (WHYDOWN_SOURCES__..., and
+WHYDOWN_THRESHOLDS__...).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class SourceSettings(BaseModel):
+    """Where each upstream lives (a paid host or a mirror can replace any of them) and its keys."""
+
+    coingecko_url: str = "https://api.coingecko.com/api/v3"
+    coingecko_api_key: SecretStr | None = None
+    # the demo plan uses x-cg-demo-api-key; a paid plan (pro-api host) uses x-cg-pro-api-key
+    coingecko_key_header: str = "x-cg-demo-api-key"
+    okx_url: str = "https://www.okx.com"
+    coinbase_url: str = "https://api.exchange.coinbase.com"
+    kraken_url: str = "https://api.kraken.com"
+    farside_url: str = "https://farside.co.uk"
+    sosovalue_url: str = "https://api.sosovalue.xyz"
+    sosovalue_api_key: SecretStr | None = None
+    treasury_url: str = "https://home.treasury.gov"
+    fred_url: str = "https://fred.stlouisfed.org"
+    polymarket_url: str = "https://gamma-api.polymarket.com"
+    polymarket_clob_url: str = "https://clob.polymarket.com"
+    yahoo_url: str = "https://query1.finance.yahoo.com"
+    stooq_url: str = "https://stooq.com"
+    feargreed_url: str = "https://api.alternative.me"
+    coindesk_feed: str = "https://www.coindesk.com/arc/outboundfeeds/rss/"
+    cointelegraph_feed: str = "https://cointelegraph.com/rss"
+    decrypt_feed: str = "https://decrypt.co/feed"
+    theblock_feed: str = "https://www.theblock.co/rss.xml"
+    fed_feed: str = "https://www.federalreserve.gov/feeds/press_monetary.xml"
+    binance_enabled: bool = False
+    binance_url: str = "https://fapi.binance.com"
+    bybit_enabled: bool = False
+    bybit_url: str = "https://api.bybit.com"
+    liquidation_families: list[str] = Field(
+        default_factory=lambda: ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
+    )
+    timeout_s: float = 8.0
+    # a source that answered 451/403 is skipped for this long instead of being asked every cycle
+    blocked_backoff_s: float = 6 * 3600
+
+
+class Thresholds(BaseModel):
+    """Default thresholds from DESIGN.md; every one can be changed."""
+
+    # liquidation cascade
+    liq_long_1h_usd: float = 25e6
+    liq_long_24h_usd: float = 100e6
+    liq_long_share: float = 0.70
+    oi_drop_1h_pct: float = 4.0
+    # ETF outflows, US$ millions
+    etf_day_musd: float = -100.0
+    etf_3day_musd: float = -250.0
+    # institutional selling: Coinbase premium in percent, held over this many samples
+    premium_pct: float = -0.05
+    premium_samples: int = 3
+    # Fed uncertainty
+    cut_odds_drop_pts: float = 10.0
+    two_year_rise_bp: float = 15.0
+    # stocks, day change in percent
+    spx_day_pct: float = -1.0
+    ndx_day_pct: float = -1.5
+    # fear
+    fear_level: int = 25
+    fear_drop_7d: int = 15
+    # the market is "down" when total cap or BTC is at or below these (percent)
+    market_down_24h_pct: float = -3.0
+    btc_down_1h_pct: float = -2.0
+    # altcoins "fall harder" when their median trails BTC by this many points over 24h
+    alt_gap_pts: float = 1.0
