@@ -1,0 +1,1 @@
+"""whydown's bot side: configuration, store, alerts, the chat front-ends and the command line."""
