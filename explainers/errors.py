@@ -62,3 +62,7 @@ class UnknownCoin(Exception):
         super().__init__(query)
         self.query = query
         self.suggestions = suggestions
+
+
+class CoinDataUnavailable(Exception):
+    """Coins cannot be looked up because the market-data source failed this refresh."""

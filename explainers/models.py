@@ -261,7 +261,7 @@ class DriverResult(Model):
     name: str
     state: DriverState
     severity: float = 0.0  # how far past its threshold (1.0 = exactly at it); ranks fired drivers
-    figure: str | None = None  # the key figure in one short phrase
+    figures: dict[str, float | None] = Field(default_factory=dict)  # what the templates phrase
     threshold: str
     evidence: list[Evidence] = Field(default_factory=list)
     headlines: list[Headline] = Field(default_factory=list)
