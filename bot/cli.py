@@ -1,0 +1,100 @@
+"""The `whydown` command line: why, demo, sources, run, status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings
+from bot.runner import build_explainer, demo_client, http_client
+from explainers import render
+from explainers.errors import CoinDataUnavailable, UnknownCoin
+from explainers.replay import Scenario
+from explainers.service import Explainer
+
+EXIT_BAD_INPUT = 2
+
+
+async def _answer(explainer: Explainer, coin: str | None, as_json: bool, settings: Settings) -> int:
+    try:
+        explanation = await explainer.explain(coin)
+    except UnknownCoin as err:
+        print(
+            render.message("unknown_coin", query=err.query, suggestions=err.suggestions),
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    except CoinDataUnavailable:
+        print(render.message("coin_data_unavailable", query=coin), file=sys.stderr)
+        return 1
+    if as_json:
+        print(explanation.model_dump_json(indent=2))
+    else:
+        print(render.text(explanation, settings.thresholds), end="")
+    return 0
+
+
+async def cmd_why(args: argparse.Namespace, settings: Settings) -> int:
+    async with http_client(settings) as client:
+        return await _answer(build_explainer(client, settings), args.coin, args.json, settings)
+
+
+async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    scenario = Scenario.load()
+    async with demo_client(settings, scenario) as client:
+        explainer = build_explainer(
+            client, settings, clock=lambda: scenario.now, replay=scenario.replay
+        )
+        return await _answer(explainer, args.coin, args.json, settings)
+
+
+async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
+    async with http_client(settings) as client:
+        explainer = build_explainer(client, settings)
+        refreshed = await explainer.refresh()
+    rows = sorted(refreshed.snapshot.statuses.values(), key=lambda s: s.label)
+    print(f"{'source':<28} {'status':<9} {'latency':>9}  {'as of':<22} note")
+    for s in rows:
+        latency = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "-"
+        as_of = f"{s.as_of:%Y-%m-%d %H:%M} UTC" if s.as_of else "-"
+        print(f"{s.label:<28} {s.state:<9} {latency:>9}  {as_of:<22} {s.reason or ''}")
+    failed = [s for s in rows if s.state in ("failed", "blocked")]
+    return 1 if failed and len(failed) == len([s for s in rows if s.state != "disabled"]) else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="whydown", description="Why is crypto down? Answers with evidence."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    why = sub.add_parser("why", help="explain the market's move now, from live data")
+    why.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id (e.g. SOL, solana)")
+    why.add_argument("--json", action="store_true", help="print the Explanation as JSON")
+    demo = sub.add_parser(
+        "demo", help="the same answer replayed from recorded responses (no network)"
+    )
+    demo.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id")
+    demo.add_argument("--json", action="store_true", help="print the Explanation as JSON")
+    sub.add_parser("sources", help="check every source live and print a table")
+    return p
+
+
+COMMANDS = {"why": cmd_why, "demo": cmd_demo, "sources": cmd_sources}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        # the answer itself names failed sources; the log would only repeat it in the terminal
+        level=logging.ERROR if args.command in ("why", "demo") else settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return asyncio.run(COMMANDS[args.command](args, settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

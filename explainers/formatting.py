@@ -1,0 +1,74 @@
+"""Small pure helpers that turn figures into short strings; missing figures read "unknown"."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+UNKNOWN = "unknown"
+
+
+def usd(value: float | None) -> str:
+    """$48.1M, $1.79T, $52,800."""
+    if value is None:
+        return UNKNOWN
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    for size, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if v >= size:
+            return (
+                f"{sign}${v / size:,.2f}{suffix}"
+                if v < 10 * size
+                else f"{sign}${v / size:,.1f}{suffix}"
+            )
+    if v >= 1000:
+        return f"{sign}${v:,.0f}"
+    if v >= 1:
+        return f"{sign}${v:,.2f}"
+    return f"{sign}${v:.4g}"
+
+
+def musd(value: float | None) -> str:
+    """ETF flows are published in US$ millions: -$237.4M."""
+    if value is None:
+        return UNKNOWN
+    return f"{'-' if value < 0 else '+'}${abs(value):,.1f}M"
+
+
+def pct(value: float | None, digits: int = 1, signed: bool = True) -> str:
+    if value is None:
+        return UNKNOWN
+    return f"{value:+.{digits}f}%" if signed else f"{value:.{digits}f}%"
+
+
+def pts(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return UNKNOWN
+    return f"{value:+.{digits}f} pts"
+
+
+def bp(value: float | None) -> str:
+    if value is None:
+        return UNKNOWN
+    return f"{value:+.0f} bp"
+
+
+def number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return UNKNOWN
+    return f"{value:,.{digits}f}"
+
+
+def when(value: datetime | None, now: datetime | None = None) -> str:
+    """ "07:59 UTC" for today, "2 Aug 20:00 UTC" otherwise."""
+    if value is None:
+        return UNKNOWN
+    value = value.astimezone(UTC)
+    if now is not None and value.date() == now.astimezone(UTC).date():
+        return value.strftime("%H:%M UTC")
+    return f"{value.day} {value.strftime('%b %H:%M UTC')}"
+
+
+def day(value: date | None) -> str:
+    if value is None:
+        return UNKNOWN
+    return f"{value.day} {value.strftime('%b %Y')}"

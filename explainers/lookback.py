@@ -1,0 +1,141 @@
+"""Comparisons over time: from a source's own history where it has one, else from stored figures.
+
+`remember` writes this refresh's figures and liquidation events into the history; `lookback`
+reads back what the drivers compare against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from explainers.history import History
+from explainers.models import LiquidationTotals, Lookback, Snapshot
+from explainers.settings import Thresholds
+
+PREMIUM_INSTRUMENT = "BTC-USDT-SWAP"
+
+
+def premium_series(snapshot: Snapshot) -> list[tuple[datetime, float]]:
+    """Coinbase premium in % for each minute both venues closed, oldest first."""
+    if snapshot.coinbase_btc is None or snapshot.okx_btc is None:
+        return []
+    okx = {c.start: c.close for c in snapshot.okx_btc.candles}
+    return [
+        (c.start, (c.close - okx[c.start]) / okx[c.start] * 100)
+        for c in snapshot.coinbase_btc.candles
+        if c.start in okx and okx[c.start] > 0
+    ]
+
+
+def _btc_oi(snapshot: Snapshot) -> float | None:
+    for oi in snapshot.open_interest:
+        if oi.instrument == PREMIUM_INSTRUMENT:
+            return oi.oi_usd
+    return None
+
+
+def figures_of(snapshot: Snapshot) -> dict[str, float]:
+    """The figures worth keeping over time (only those this refresh actually read)."""
+    figures: dict[str, float] = {}
+    premiums = premium_series(snapshot)
+    if premiums:
+        figures["premium_pct"] = premiums[-1][1]
+    if (oi := _btc_oi(snapshot)) is not None:
+        figures["oi_usd"] = oi
+    if snapshot.cut_odds is not None:
+        figures["cut_odds"] = snapshot.cut_odds.probability
+    if snapshot.yields is not None and snapshot.yields.days:
+        two = snapshot.yields.days[-1].two_year
+        if two is not None:
+            figures["two_year"] = two
+    if snapshot.fear_greed is not None and snapshot.fear_greed.points:
+        figures["fear_greed"] = snapshot.fear_greed.points[-1].value
+    if snapshot.markets is not None:
+        for coin in snapshot.markets.coins:
+            if coin.id == "bitcoin" and coin.price is not None:
+                figures["btc_price"] = coin.price
+    if snapshot.global_market and snapshot.global_market.market_cap_change_24h_pct is not None:
+        figures["market_cap_change_24h"] = snapshot.global_market.market_cap_change_24h_pct
+    return figures
+
+
+def remember(snapshot: Snapshot, history: History) -> None:
+    history.add_figures(snapshot.taken_at, figures_of(snapshot))
+    for batch in snapshot.liquidations:
+        history.add_liquidations(batch.events)
+
+
+def _nearest(
+    series: Sequence[tuple[datetime, float]], target: datetime, tolerance: timedelta
+) -> float | None:
+    best = min(series, key=lambda item: abs(item[0] - target), default=None)
+    if best is None or abs(best[0] - target) > tolerance:
+        return None
+    return best[1]
+
+
+def _totals(history: History, now: datetime, hours: int) -> LiquidationTotals | None:
+    tracked_since = history.liquidations_tracked_since()
+    if tracked_since is None:
+        return None
+    events = history.liquidations(now - timedelta(hours=hours))
+    return LiquidationTotals(
+        window_h=hours,
+        long_usd=sum(e.usd for e in events if e.position_side == "long" and e.ts <= now),
+        short_usd=sum(e.usd for e in events if e.position_side == "short" and e.ts <= now),
+        tracked_since=tracked_since,
+    )
+
+
+def _premium_samples(snapshot: Snapshot, history: History, t: Thresholds) -> list[float]:
+    from_candles = [value for _, value in premium_series(snapshot)]
+    if len(from_candles) >= t.premium_samples:
+        return from_candles[-t.premium_samples :]
+    # the candle history was short or missing: fall back to the premiums stored at past refreshes
+    stored = history.figures("premium_pct", snapshot.taken_at - timedelta(minutes=15))
+    return [value for _, value in stored][-t.premium_samples :]
+
+
+def lookback(snapshot: Snapshot, history: History, t: Thresholds) -> Lookback:
+    now = snapshot.taken_at
+    hour_ago = now - timedelta(hours=1)
+
+    oi_1h_ago: float | None = None
+    for oi in snapshot.open_interest:
+        if oi.instrument == PREMIUM_INSTRUMENT and oi.history:
+            oi_1h_ago = _nearest(
+                [(p.ts, p.oi_usd) for p in oi.history], hour_ago, timedelta(minutes=10)
+            )
+    if oi_1h_ago is None:
+        oi_1h_ago = _nearest(
+            history.figures("oi_usd", hour_ago - timedelta(minutes=10)),
+            hour_ago,
+            timedelta(minutes=10),
+        )
+
+    week_ago = now - timedelta(days=7)
+    cut_7d: float | None = None
+    if snapshot.cut_odds is not None and snapshot.cut_odds.history:
+        cut_7d = _nearest(
+            [(p.ts, p.probability) for p in snapshot.cut_odds.history], week_ago, timedelta(days=1)
+        )
+    if cut_7d is None:
+        cut_7d = _nearest(
+            history.figures("cut_odds", week_ago - timedelta(days=1)), week_ago, timedelta(days=1)
+        )
+
+    two_5d: float | None = None
+    if snapshot.yields is not None:
+        reported = [d.two_year for d in snapshot.yields.days if d.two_year is not None]
+        if len(reported) >= 6:
+            two_5d = reported[-6]
+
+    return Lookback(
+        liquidations_1h=_totals(history, now, 1),
+        liquidations_24h=_totals(history, now, 24),
+        premium_samples=_premium_samples(snapshot, history, t),
+        oi_1h_ago_usd=oi_1h_ago,
+        cut_odds_7d_ago=cut_7d,
+        two_year_5d_ago=two_5d,
+    )

@@ -1,0 +1,243 @@
+"""Explanation -> plain text, Telegram HTML or a Discord embed, within each platform's limits.
+
+The words live in `templates/`; this module only sets up escaping, fills the templates and trims
+to size: a long answer first drops headlines and evidence, then whole lines, never a tag.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from explainers import formatting as fmt
+from explainers.models import Explanation
+from explainers.settings import Thresholds
+
+TELEGRAM_LIMIT = 4096
+DISCORD_TITLE = 256
+DISCORD_DESCRIPTION = 4096
+DISCORD_FIELD_NAME = 256
+DISCORD_FIELD_VALUE = 1024
+DISCORD_FIELDS = 25
+DISCORD_FOOTER = 2048
+DISCORD_TOTAL = 6000
+
+# embed colours by how many drivers fire
+COLOURS = {
+    "calm": 0x2ECC71,
+    "watch": 0xF1C40F,
+    "selloff": 0xE67E22,
+    "severe": 0xE74C3C,
+    "unknown": 0x95A5A6,
+}
+
+# link brackets, emphasis, code, spoilers, quotes and headings; "-" and "()" only matter next to them
+_MARKDOWN_SPECIAL = re.compile(r"([\\*_~`|>\[\]#])")
+
+
+def escape_markdown(text: str) -> str:
+    """Escape Discord markdown in untrusted text so it shows literally."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def safe_url(url: str | None) -> str:
+    """Only http(s) links go out; anything else (javascript:, data:) is dropped."""
+    return url if url and url.startswith(("https://", "http://")) else ""
+
+
+def _when_full(value: datetime | None) -> str:
+    if value is None:
+        return fmt.UNKNOWN
+    value = value.astimezone(UTC)
+    return f"{value:%H:%M} UTC, {value.day} {value:%b %Y}"
+
+
+def _environment(**options: Any) -> Environment:
+    env = Environment(
+        loader=PackageLoader("explainers", "templates"),
+        trim_blocks=False,
+        lstrip_blocks=False,
+        keep_trailing_newline=False,
+        undefined=StrictUndefined,
+        **options,
+    )
+    env.filters |= {
+        "usd": fmt.usd,
+        "musd": fmt.musd,
+        "pct": fmt.pct,
+        "pts": fmt.pts,
+        "pts_plain": lambda v: f"{v:.1f} pts",
+        "bp": fmt.bp,
+        "when": fmt.when,
+        "when_full": _when_full,
+        "day": fmt.day,
+        "share": lambda v: f"{v:.0%}",
+        "signed": lambda v: f"{v:+d}",
+        "safe_url": safe_url,
+        # "done" marks markdown already escaped; outside the markdown environment it changes nothing
+        "done": lambda v: v,
+        "url": safe_url,
+    }
+    env.globals["t"] = Thresholds()
+    return env
+
+
+class _Escaped(str):
+    """Markdown that is already escaped (a phrase macro's output, a vetted URL)."""
+
+
+def _markdown_finalize(value: Any) -> Any:
+    if isinstance(value, _Escaped) or not isinstance(value, str):
+        return value
+    return escape_markdown(value)
+
+
+def _markdown_url(url: str | None) -> _Escaped:
+    return _Escaped(safe_url(url).replace("(", "%28").replace(")", "%29"))
+
+
+_TEXT = _environment(autoescape=False)
+_HTML = _environment(autoescape=select_autoescape(default=True))
+_MARKDOWN = _environment(autoescape=False, finalize=_markdown_finalize)
+_MARKDOWN.filters |= {"done": _Escaped, "url": _markdown_url}
+
+
+def _clean(text: str) -> str:
+    """Collapse the blank lines that optional sections leave behind."""
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def _sanitised(e: Explanation) -> Explanation:
+    """Drop non-http links an upstream might smuggle in (RSS items, evidence URLs)."""
+    headlines = [h.model_copy(update={"link": safe_url(h.link)}) for h in e.headlines]
+    drivers = [
+        d.model_copy(
+            update={
+                "headlines": [h.model_copy(update={"link": safe_url(h.link)}) for h in d.headlines],
+                "evidence": [
+                    ev.model_copy(update={"url": safe_url(ev.url) or None}) for ev in d.evidence
+                ],
+            }
+        )
+        for d in e.drivers
+    ]
+    return e.model_copy(update={"headlines": headlines, "drivers": drivers})
+
+
+def _render(env: Environment, name: str, e: Explanation, t: Thresholds, detail: int) -> str:
+    return _clean(env.get_template(name).render(e=_sanitised(e), t=t, detail=detail))
+
+
+def text(e: Explanation, t: Thresholds | None = None) -> str:
+    """The full answer for a terminal."""
+    return _render(_TEXT, "answer.txt.j2", e, t or Thresholds(), detail=2)
+
+
+def _fit_lines(body: str, footer: str, limit: int) -> str:
+    """Drop whole lines from the end of the body until body + footer fit."""
+    lines = body.rstrip("\n").split("\n")
+    marker = "…"
+    while lines and len("\n".join(lines)) + len(marker) + 2 + len(footer) > limit:
+        lines.pop()
+    return "\n".join([*lines, marker, "", footer])
+
+
+def telegram_html(e: Explanation, t: Thresholds | None = None, limit: int = TELEGRAM_LIMIT) -> str:
+    """Telegram HTML (parse_mode=HTML), every dynamic string escaped, at most `limit` characters."""
+    t = t or Thresholds()
+    for detail in (2, 1, 0):
+        html = _render(_HTML, "answer.html.j2", e, t, detail)
+        if len(html) <= limit:
+            return html
+    body, sep, footer = html.rpartition("\n<i>Data as of")
+    return _fit_lines(body, (sep + footer).lstrip("\n"), limit) if sep else html[:limit]
+
+
+def _trim(value: str, limit: int) -> str:
+    if len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    # cut at a line end when one is near, so a markdown link is not split
+    newline = cut.rfind("\n")
+    return (cut[:newline] if newline > limit // 2 else cut.rstrip("\\")) + "…"
+
+
+def colour(e: Explanation) -> int:
+    if e.verdict == "unknown":
+        return COLOURS["unknown"]
+    fired = len(e.fired)
+    if e.verdict == "not_down":
+        return COLOURS["watch"] if fired else COLOURS["calm"]
+    return (
+        COLOURS["severe"] if fired >= 4 else COLOURS["selloff"] if fired >= 2 else COLOURS["watch"]
+    )
+
+
+def discord_embed(e: Explanation, t: Thresholds | None = None) -> dict[str, Any]:
+    """A Discord embed as a dict (discord.Embed.from_dict), within every embed limit."""
+    t = t or Thresholds()
+    safe = _sanitised(e)
+    md = _MARKDOWN.get_template("discord.md.j2").make_module({"t": t})
+    plain = _TEXT.get_template("discord.md.j2").make_module({"t": t})
+    for detail in (2, 1, 0):
+        fields: list[dict[str, Any]] = [
+            {
+                "name": _trim(str(plain.driver_name(d, i)).strip(), DISCORD_FIELD_NAME),
+                "value": _trim(str(md.driver_value(d, detail)).strip(), DISCORD_FIELD_VALUE),
+                "inline": False,
+            }
+            for i, d in enumerate(safe.fired, start=1)
+        ]
+        extras: list[tuple[str, Callable[[], object], bool]] = [
+            ("Altcoins vs BTC", lambda: md.altcoins(safe), safe.altcoins is not None),
+            ("Sentiment", lambda: md.sentiment(safe), safe.sentiment is not None),
+            ("What to watch", lambda: md.watch(safe), bool(safe.watch)),
+            (
+                "Headlines",
+                lambda: md.headlines(safe),
+                bool(safe.headlines) and detail > 0 and not safe.unexplained,
+            ),
+        ]
+        for name, make, present in extras:
+            if present:
+                fields.append(
+                    {
+                        "name": name,
+                        "value": _trim(str(make()).strip(), DISCORD_FIELD_VALUE),
+                        "inline": False,
+                    }
+                )
+        embed: dict[str, Any] = {
+            "title": _trim(str(plain.title(safe)).strip(), DISCORD_TITLE),
+            "description": _trim(str(md.description(safe)).strip(), DISCORD_DESCRIPTION),
+            "color": colour(safe),
+            "fields": [f for f in fields if f["value"]][:DISCORD_FIELDS],
+            "footer": {"text": _trim(str(plain.footer(safe)).strip(), DISCORD_FOOTER)},
+            "timestamp": safe.data_time.isoformat(),
+        }
+        if embed_length(embed) <= DISCORD_TOTAL:
+            return embed
+    # still too long: drop fields from the end (least important first) until it fits
+    while embed["fields"] and embed_length(embed) > DISCORD_TOTAL:
+        embed["fields"].pop()
+    return embed
+
+
+def embed_length(embed: dict[str, Any]) -> int:
+    """Characters Discord counts toward the 6,000 total."""
+    return (
+        len(embed.get("title", ""))
+        + len(embed.get("description", ""))
+        + sum(len(f["name"]) + len(f["value"]) for f in embed.get("fields", []))
+        + len(embed.get("footer", {}).get("text", ""))
+    )
+
+
+def message(name: str, *, html: bool = False, **values: Any) -> str:
+    """One of the short replies in templates/messages.j2 (escaped for Telegram when `html`)."""
+    env = _HTML if html else _TEXT
+    return str(getattr(env.get_template("messages.j2").module, name)(**values)).strip()

@@ -1,0 +1,113 @@
+"""The explainer every front-end asks: a cached answer, refreshed at most once at a time.
+
+When the cache is cold or older than `max_age`, one refresh runs and every concurrent caller
+awaits that same refresh (single flight), so upstream calls never grow with the number of users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from explainers import drivers, lookback
+from explainers.collect import Clock, Collector, utcnow
+from explainers.explain import explain
+from explainers.history import History, MemoryHistory
+from explainers.models import CoinMarket, DriverResult, Explanation, Lookback, Replay, Snapshot
+from explainers.settings import Thresholds
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """One refresh's results, kept together so every answer from it is consistent."""
+
+    snapshot: Snapshot
+    lookback: Lookback
+    drivers: list[DriverResult]
+    explanation: Explanation
+
+
+class Explainer:
+    def __init__(
+        self,
+        collector: Collector,
+        thresholds: Thresholds,
+        *,
+        history: History | None = None,
+        max_age: timedelta = timedelta(seconds=60),
+        clock: Clock = utcnow,
+        replay: Replay | None = None,
+    ) -> None:
+        self.collector = collector
+        self.thresholds = thresholds
+        self.history: History = history if history is not None else MemoryHistory()
+        self.max_age = max_age
+        self.clock = clock
+        self.replay = replay
+        self._latest: Refreshed | None = None
+        self._inflight: asyncio.Task[Refreshed] | None = None
+
+    @property
+    def latest(self) -> Refreshed | None:
+        return self._latest
+
+    def _fresh(self, now: datetime) -> bool:
+        return self._latest is not None and now - self._latest.snapshot.taken_at < self.max_age
+
+    async def refresh(self) -> Refreshed:
+        """Run a refresh, or join the one already running."""
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._refresh())
+        # shield: a caller that gives up (a cancelled command) must not cancel everyone's refresh
+        return await asyncio.shield(self._inflight)
+
+    async def _refresh(self) -> Refreshed:
+        snapshot = await self.collector.collect()
+        lookback.remember(snapshot, self.history)
+        lb = lookback.lookback(snapshot, self.history, self.thresholds)
+        results = drivers.evaluate(snapshot, lb, self.thresholds)
+        explanation = explain(
+            snapshot, results, lb, self.thresholds, now=self.clock(), replay=self.replay
+        )
+        refreshed = Refreshed(snapshot, lb, results, explanation)
+        self._latest = refreshed
+        ok = sum(1 for s in snapshot.statuses.values() if s.state == "ok")
+        log.info(
+            "refresh: %s, %d drivers firing, %d/%d sources ok",
+            explanation.verdict,
+            len(explanation.fired),
+            ok,
+            len(snapshot.statuses),
+        )
+        return refreshed
+
+    async def current(self) -> Refreshed:
+        """The cached refresh when fresh enough, else a (shared) new one."""
+        if self._fresh(self.clock()) and self._latest is not None:
+            return self._latest
+        return await self.refresh()
+
+    async def explain(self, coin: str | None = None) -> Explanation:
+        """The answer to /why [coin]. Raises UnknownCoin or CoinDataUnavailable for a bad coin."""
+        refreshed = await self.current()
+        if not coin:
+            return refreshed.explanation
+        return explain(
+            refreshed.snapshot,
+            refreshed.drivers,
+            refreshed.lookback,
+            self.thresholds,
+            now=self.clock(),
+            coin=coin,
+            replay=self.replay,
+        )
+
+    def coins(self) -> list[CoinMarket]:
+        """Coins the latest market data knows, by rank (for autocomplete)."""
+        if self._latest is None or self._latest.snapshot.markets is None:
+            return []
+        return sorted(self._latest.snapshot.markets.coins, key=lambda c: c.rank or 10**9)
