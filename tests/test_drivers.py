@@ -1,0 +1,156 @@
+"""Each driver at, just past and just short of its default thresholds, and unknown without data."""
+
+from __future__ import annotations
+
+import pytest
+
+from explainers import drivers
+from explainers.settings import Thresholds
+from tests import factories as f
+
+T = Thresholds()
+
+
+@pytest.mark.parametrize(
+    ("long_1h", "short_1h", "state"),
+    [
+        (25e6, 0.0, "fired"),  # exactly the 1h threshold, all longs
+        (24.9e6, 0.0, "quiet"),
+        (25e6, 10.8e6, "quiet"),  # longs 69.8% of the total: below the 70% share
+        (25e6, 10.7e6, "fired"),  # longs 70.03%
+    ],
+)
+def test_liquidations_1h(long_1h: float, short_1h: float, state: str) -> None:
+    result = drivers.liquidations(f.snapshot(), f.lookback(**f.liquidation_totals(long_1h, short_1h)), T)
+    assert result.state == state
+    assert result.evidence[0].label == "Long liquidations, 1h"
+
+
+@pytest.mark.parametrize(("long_24h", "state"), [(100e6, "fired"), (99.9e6, "quiet")])
+def test_liquidations_24h(long_24h: float, state: str) -> None:
+    lb = f.lookback(**f.liquidation_totals(0.0, 0.0, long_24h, 1e6))
+    assert drivers.liquidations(f.snapshot(), lb, T).state == state
+
+
+@pytest.mark.parametrize(("now", "state"), [(96e9, "fired"), (96.1e9, "quiet")])
+def test_open_interest_drop(now: float, state: str) -> None:
+    result = drivers.liquidations(
+        f.snapshot(open_interest=[f.open_interest(now)]), f.lookback(oi_1h_ago_usd=100e9), T
+    )
+    assert result.state == state
+    assert result.figures["oi_change_1h"] == pytest.approx((now - 100e9) / 100e9 * 100)
+
+
+def test_liquidations_unknown_names_the_failed_source() -> None:
+    s = f.snapshot(statuses=f.failed("okx_liquidations_btc", "OKX liquidations (BTC)"))
+    result = drivers.liquidations(s, f.lookback(), T)
+    assert result.state == "unknown"
+    assert result.missing == ["OKX liquidations (BTC)"]
+
+
+@pytest.mark.parametrize(
+    ("totals", "state"),
+    [
+        ((10.0, 10.0, -100.0), "fired"),  # latest day at the threshold
+        ((10.0, 10.0, -99.9), "quiet"),
+        ((-100.0, -50.0, -99.9), "quiet"),  # 3-day sum -249.9
+        ((-100.1, -50.0, -99.9), "fired"),  # 3-day sum -250.0
+    ],
+)
+def test_etf(totals: tuple[float, ...], state: str) -> None:
+    assert drivers.etf(f.snapshot(etf=f.etf(*totals)), f.lookback(), T).state == state
+
+
+def test_etf_not_reported_day_is_not_zero() -> None:
+    # "-" on Farside: the newest day is pending, so the latest reported day (-150) decides
+    result = drivers.etf(f.snapshot(etf=f.etf(5.0, -150.0, None)), f.lookback(), T)
+    assert result.state == "fired"
+    assert result.figures["latest"] == -150.0
+    assert result.figures["sum3"] is None  # only two reported days: no 3-day sum
+
+
+def test_etf_unknown() -> None:
+    s = f.snapshot(statuses=f.failed("farside", "Farside ETF flows"))
+    result = drivers.etf(s, f.lookback(), T)
+    assert (result.state, result.missing) == ("unknown", ["Farside ETF flows"])
+
+
+@pytest.mark.parametrize(
+    ("samples", "state"),
+    [
+        ([-0.05, -0.06, -0.05], "fired"),
+        ([-0.05, -0.049, -0.2], "quiet"),  # not held over all three
+        ([-0.2, -0.2], "unknown"),  # too few samples to judge "held"
+        ([], "unknown"),
+    ],
+)
+def test_institutional(samples: list[float], state: str) -> None:
+    assert drivers.institutional(f.snapshot(), f.lookback(premium_samples=samples), T).state == state
+
+
+@pytest.mark.parametrize(
+    ("odds_now", "week_ago", "state"),
+    [(0.40, 0.50, "fired"), (0.41, 0.50, "quiet"), (0.60, 0.50, "quiet")],
+)
+def test_fed_cut_odds(odds_now: float, week_ago: float, state: str) -> None:
+    s = f.snapshot(cut_odds=f.cut_odds(odds_now))
+    assert drivers.fed(s, f.lookback(cut_odds_7d_ago=week_ago), T).state == state
+
+
+@pytest.mark.parametrize(("latest", "state"), [(4.15, "fired"), (4.14, "quiet")])
+def test_fed_two_year(latest: float, state: str) -> None:
+    s = f.snapshot(yields=f.yields(4.00, 4.02, 4.05, 4.10, 4.12, latest))
+    result = drivers.fed(s, f.lookback(two_year_5d_ago=4.00), T)
+    assert result.state == state
+
+
+def test_fed_unknown_without_odds_or_yields() -> None:
+    assert drivers.fed(f.snapshot(), f.lookback(), T).state == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("spx", "ndx", "state"),
+    [(-1.0, 0.0, "fired"), (-0.99, -1.49, "quiet"), (0.5, -1.5, "fired")],
+)
+def test_stocks(spx: float, ndx: float, state: str) -> None:
+    s = f.snapshot(indices={"spx": f.index("spx", spx), "ndx": f.index("ndx", ndx)})
+    assert drivers.stocks(s, f.lookback(), T).state == state
+
+
+def test_stocks_one_index_missing_decides_on_the_other() -> None:
+    s = f.snapshot(indices={"ndx": f.index("ndx", -2.0)}, statuses=f.failed("yahoo_spx", "Yahoo Finance S&P 500"))
+    result = drivers.stocks(s, f.lookback(), T)
+    assert result.state == "fired"
+    assert result.missing == ["Yahoo Finance S&P 500"]
+    assert result.figures["spx"] is None
+
+
+@pytest.mark.parametrize(
+    ("values", "state"),
+    [
+        ((40, 40, 40, 40, 40, 40, 40, 25), "fired"),  # level at threshold
+        ((40, 40, 40, 40, 40, 40, 40, 26), "quiet"),  # down 14
+        ((41, 40, 40, 40, 40, 40, 40, 26), "fired"),  # down 15 in 7 days
+        ((26,), "quiet"),  # no week-old value: judged on the level only
+    ],
+)
+def test_fear(values: tuple[int, ...], state: str) -> None:
+    assert drivers.fear(f.snapshot(fear_greed=f.fear_greed(*values)), f.lookback(), T).state == state
+
+
+def test_ranking_puts_fired_first_by_severity() -> None:
+    s = f.snapshot(
+        indices={"spx": f.index("spx", -3.0), "ndx": f.index("ndx", -2.0)},
+        fear_greed=f.fear_greed(20),
+        etf=f.etf(-10.0, -10.0, -150.0),
+    )
+    ranked = drivers.evaluate(s, f.lookback(), T)
+    assert [d.key for d in ranked if d.state == "fired"] == ["stocks", "etf", "fear"]
+    assert [d.state for d in ranked][-3:] == ["unknown", "unknown", "unknown"]
+
+
+def test_thresholds_are_settings() -> None:
+    strict = Thresholds(spx_day_pct=-0.5)
+    s = f.snapshot(indices={"spx": f.index("spx", -0.6)})
+    assert drivers.stocks(s, f.lookback(), strict).state == "fired"
+    assert drivers.stocks(s, f.lookback(), T).state == "quiet"
