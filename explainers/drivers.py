@@ -7,6 +7,7 @@ A driver with part of its data missing decides on the part it has and names what
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from explainers import formatting as fmt
 from explainers.models import DriverResult, Evidence, Lookback, Snapshot
@@ -61,11 +62,27 @@ def liquidations(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
             figures[f"long_{window}"] = None
             continue
         share = totals.long_usd / totals.total_usd if totals.total_usd else None
-        figures[f"long_{window}"] = totals.long_usd
-        figures[f"share_{window}"] = share
+        # a window longer than tracking so far is a lower bound: say since when, not "24h"
+        partial = (
+            totals.tracked_since is not None
+            and totals.tracked_since > s.taken_at - timedelta(hours=totals.window_h)
+        )
+        if partial and window == "24h":
+            if (
+                lb.liquidations_1h is not None
+                and lb.liquidations_1h.tracked_since == totals.tracked_since
+                and (s.taken_at - totals.tracked_since) <= timedelta(hours=1)
+            ):
+                continue  # the 1h line already covers everything tracked
+            window_label = f"since {fmt.when(totals.tracked_since, s.taken_at)} (tracked)"
+        else:
+            window_label = window
+        name = "tracked" if window_label != window else window
+        figures[f"long_{name}"] = totals.long_usd
+        figures[f"share_{name}"] = share
         evidence.append(
             Evidence(
-                label=f"Long liquidations, {window}",
+                label=f"Long liquidations, {window_label}",
                 value=f"{fmt.usd(totals.long_usd)} of {fmt.usd(totals.total_usd)}"
                 + (f" ({share:.0%} longs)" if share is not None else ""),
                 source=okx_label,
