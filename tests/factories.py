@@ -33,29 +33,74 @@ def snapshot(**fields: object) -> Snapshot:
 
 
 def failed(key: str, label: str) -> dict[str, SourceStatus]:
-    return {key: SourceStatus(source=key, label=label, state="failed", reason="timeout: no answer in time")}
+    return {
+        key: SourceStatus(
+            source=key, label=label, state="failed", reason="timeout: no answer in time"
+        )
+    }
 
 
-def markets(btc_24h: float | None = -5.0, btc_1h: float | None = -1.0, alts: list[float] | None = None) -> Markets:
+def markets(
+    btc_24h: float | None = -5.0, btc_1h: float | None = -1.0, alts: list[float] | None = None
+) -> Markets:
     coins = [
-        CoinMarket(id="bitcoin", symbol="btc", name="Bitcoin", rank=1, price=90000.0, change_1h=btc_1h, change_24h=btc_24h),
+        CoinMarket(
+            id="bitcoin",
+            symbol="btc",
+            name="Bitcoin",
+            rank=1,
+            price=90000.0,
+            change_1h=btc_1h,
+            change_24h=btc_24h,
+        ),
         CoinMarket(id="tether", symbol="usdt", name="Tether", rank=3, price=1.0, change_24h=0.01),
     ]
     for i, change in enumerate(alts if alts is not None else [-8.0, -9.0, -10.0]):
-        coins.append(CoinMarket(id=f"alt{i}", symbol=f"a{i}", name=f"Alt {i}", rank=10 + i, price=1.0, change_24h=change))
-    coins.append(CoinMarket(id="solana", symbol="sol", name="Solana", rank=5, price=150.0, change_1h=-2.0, change_24h=-12.0))
+        coins.append(
+            CoinMarket(
+                id=f"alt{i}",
+                symbol=f"a{i}",
+                name=f"Alt {i}",
+                rank=10 + i,
+                price=1.0,
+                change_24h=change,
+            )
+        )
+    coins.append(
+        CoinMarket(
+            id="solana",
+            symbol="sol",
+            name="Solana",
+            rank=5,
+            price=150.0,
+            change_1h=-2.0,
+            change_24h=-12.0,
+        )
+    )
     return Markets(source="CoinGecko", as_of=NOW, coins=coins)
 
 
 def global_market(change_24h: float | None = -4.0) -> GlobalMarket:
-    return GlobalMarket(source="CoinGecko", as_of=NOW, total_market_cap_usd=3e12, market_cap_change_24h_pct=change_24h, btc_dominance=58.0)
+    return GlobalMarket(
+        source="CoinGecko",
+        as_of=NOW,
+        total_market_cap_usd=3e12,
+        market_cap_change_24h_pct=change_24h,
+        btc_dominance=58.0,
+    )
 
 
-def liquidation_totals(long_1h: float, short_1h: float, long_24h: float = 0.0, short_24h: float = 0.0) -> dict[str, LiquidationTotals]:
+def liquidation_totals(
+    long_1h: float, short_1h: float, long_24h: float = 0.0, short_24h: float = 0.0
+) -> dict[str, LiquidationTotals]:
     since = NOW - timedelta(days=2)
     return {
-        "liquidations_1h": LiquidationTotals(window_h=1, long_usd=long_1h, short_usd=short_1h, tracked_since=since),
-        "liquidations_24h": LiquidationTotals(window_h=24, long_usd=long_24h, short_usd=short_24h, tracked_since=since),
+        "liquidations_1h": LiquidationTotals(
+            window_h=1, long_usd=long_1h, short_usd=short_1h, tracked_since=since
+        ),
+        "liquidations_24h": LiquidationTotals(
+            window_h=24, long_usd=long_24h, short_usd=short_24h, tracked_since=since
+        ),
     }
 
 
@@ -88,7 +133,9 @@ def candles(source: str, closes: list[float]) -> Candles:
 
 
 def cut_odds(probability: float) -> CutOdds:
-    return CutOdds(source="Polymarket", as_of=NOW, meeting="Fed Decision in December?", probability=probability)
+    return CutOdds(
+        source="Polymarket", as_of=NOW, meeting="Fed Decision in December?", probability=probability
+    )
 
 
 def yields(*two_year: float | None) -> Yields:
@@ -96,15 +143,24 @@ def yields(*two_year: float | None) -> Yields:
     return Yields(
         source="US Treasury",
         as_of=NOW,
-        days=[YieldDay(day=start + timedelta(days=i), two_year=v, ten_year=4.0) for i, v in enumerate(two_year)],
+        days=[
+            YieldDay(day=start + timedelta(days=i), two_year=v, ten_year=4.0)
+            for i, v in enumerate(two_year)
+        ],
     )
 
 
 def index(key: str, change: float) -> IndexQuote:
     name = {"spx": "S&P 500", "ndx": "Nasdaq Composite"}[key]
     return IndexQuote(
-        source="Yahoo Finance", as_of=NOW, symbol=key, name=name, last=100 + change, previous_close=100.0,
-        change_pct=change, session=date(2026, 11, 19),
+        source="Yahoo Finance",
+        as_of=NOW,
+        symbol=key,
+        name=name,
+        last=100 + change,
+        previous_close=100.0,
+        change_pct=change,
+        session=date(2026, 11, 19),
     )
 
 
@@ -114,5 +170,8 @@ def fear_greed(*values: int) -> FearGreed:
     return FearGreed(
         source="alternative.me",
         as_of=NOW,
-        points=[FearGreedPoint(day=start + timedelta(days=i), value=v, label="Fear") for i, v in enumerate(values)],
+        points=[
+            FearGreedPoint(day=start + timedelta(days=i), value=v, label="Fear")
+            for i, v in enumerate(values)
+        ],
     )

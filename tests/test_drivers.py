@@ -21,7 +21,9 @@ T = Thresholds()
     ],
 )
 def test_liquidations_1h(long_1h: float, short_1h: float, state: str) -> None:
-    result = drivers.liquidations(f.snapshot(), f.lookback(**f.liquidation_totals(long_1h, short_1h)), T)
+    result = drivers.liquidations(
+        f.snapshot(), f.lookback(**f.liquidation_totals(long_1h, short_1h)), T
+    )
     assert result.state == state
     assert result.evidence[0].label == "Long liquidations, 1h"
 
@@ -85,7 +87,9 @@ def test_etf_unknown() -> None:
     ],
 )
 def test_institutional(samples: list[float], state: str) -> None:
-    assert drivers.institutional(f.snapshot(), f.lookback(premium_samples=samples), T).state == state
+    assert (
+        drivers.institutional(f.snapshot(), f.lookback(premium_samples=samples), T).state == state
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,7 +122,10 @@ def test_stocks(spx: float, ndx: float, state: str) -> None:
 
 
 def test_stocks_one_index_missing_decides_on_the_other() -> None:
-    s = f.snapshot(indices={"ndx": f.index("ndx", -2.0)}, statuses=f.failed("yahoo_spx", "Yahoo Finance S&P 500"))
+    s = f.snapshot(
+        indices={"ndx": f.index("ndx", -2.0)},
+        statuses=f.failed("yahoo_spx", "Yahoo Finance S&P 500"),
+    )
     result = drivers.stocks(s, f.lookback(), T)
     assert result.state == "fired"
     assert result.missing == ["Yahoo Finance S&P 500"]
@@ -135,7 +142,9 @@ def test_stocks_one_index_missing_decides_on_the_other() -> None:
     ],
 )
 def test_fear(values: tuple[int, ...], state: str) -> None:
-    assert drivers.fear(f.snapshot(fear_greed=f.fear_greed(*values)), f.lookback(), T).state == state
+    assert (
+        drivers.fear(f.snapshot(fear_greed=f.fear_greed(*values)), f.lookback(), T).state == state
+    )
 
 
 def test_ranking_puts_fired_first_by_severity() -> None:

@@ -11,9 +11,17 @@ from tests.factories import NOW
 EVIL = '<b>pwn</b> & "quotes" *bold* _it_ [link](https://evil.example) @everyone'
 
 
-def _explanation(title: str = EVIL, n_headlines: int = 5, evidence_value: str = "$1M") -> Explanation:
+def _explanation(
+    title: str = EVIL, n_headlines: int = 5, evidence_value: str = "$1M"
+) -> Explanation:
     headlines = [
-        Headline(title=f"{title} {i}", link=f"https://news.example/{i}?a=1&b=2", feed="Feed", published=NOW, drivers=["etf"])
+        Headline(
+            title=f"{title} {i}",
+            link=f"https://news.example/{i}?a=1&b=2",
+            feed="Feed",
+            published=NOW,
+            drivers=["etf"],
+        )
         for i in range(n_headlines)
     ]
     drivers = [
@@ -24,12 +32,27 @@ def _explanation(title: str = EVIL, n_headlines: int = 5, evidence_value: str = 
             severity=2.0 - i / 10,
             threshold="t",
             figures={"latest": -200.0, "sum3": -400.0} if key == "etf" else {},
-            evidence=[Evidence(label=title, value=evidence_value, source="Src", url="javascript:alert(1)", as_of=NOW)] * 3,
+            evidence=[
+                Evidence(
+                    label=title,
+                    value=evidence_value,
+                    source="Src",
+                    url="javascript:alert(1)",
+                    as_of=NOW,
+                )
+            ]
+            * 3,
             headlines=headlines[:2],
         )
         for i, (key, name) in enumerate(
-            [("etf", "ETF outflows"), ("stocks", "Stock market weakness"), ("fear", "Fear spreading"),
-             ("liquidations", "Liquidation cascade"), ("institutional", "Institutional selling"), ("fed", "Fed uncertainty")]
+            [
+                ("etf", "ETF outflows"),
+                ("stocks", "Stock market weakness"),
+                ("fear", "Fear spreading"),
+                ("liquidations", "Liquidation cascade"),
+                ("institutional", "Institutional selling"),
+                ("fed", "Fed uncertainty"),
+            ]
         )
     ]
     return Explanation(
@@ -39,8 +62,21 @@ def _explanation(title: str = EVIL, n_headlines: int = 5, evidence_value: str = 
         market_change_24h=-8.0,
         btc_change_1h=-2.5,
         moves=[
-            Move(label="Total market cap", change_1h=None, change_24h=-8.0, source="CoinGecko", as_of=NOW),
-            Move(label="BTC", change_1h=-2.5, change_24h=-7.0, price=80000.0, source="CoinGecko", as_of=NOW),
+            Move(
+                label="Total market cap",
+                change_1h=None,
+                change_24h=-8.0,
+                source="CoinGecko",
+                as_of=NOW,
+            ),
+            Move(
+                label="BTC",
+                change_1h=-2.5,
+                change_24h=-7.0,
+                price=80000.0,
+                source="CoinGecko",
+                as_of=NOW,
+            ),
         ],
         drivers=drivers,
         headlines=headlines,
@@ -105,6 +141,8 @@ def test_discord_embed_escapes_markdown_but_keeps_its_own_links() -> None:
 
 def test_plain_text_has_no_markup() -> None:
     text = render.text(_explanation(title="Plain"))
-    assert text.startswith("Crypto is down: total market cap -8.0% in 24h, BTC -7.0% (-2.5% in 1h).")
+    assert text.startswith(
+        "Crypto is down: total market cap -8.0% in 24h, BTC -7.0% (-2.5% in 1h)."
+    )
     assert "6 of 6 sell-off drivers are firing." in text
     assert "<" not in text.replace("<b>pwn", "")
