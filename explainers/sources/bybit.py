@@ -1,0 +1,61 @@
+"""Bybit linear perpetual open interest (optional, off by default: its CDN answers 403 in the US).
+
+Bybit publishes liquidations only on its websocket (`allLiquidation` topic); there is no REST
+endpoint for them, so this module reads open interest only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from explainers.errors import BadResponse, RateLimited
+from explainers.models import OpenInterest
+from explainers.settings import SourceSettings
+from explainers.sources.http import USER_AGENT, from_ms, get_json, number
+
+SOURCE = "Bybit"
+HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+#: Bybit's "too many visits" return code
+RATE_LIMIT_CODE = 10006
+
+
+def parse_open_interest(body: Any, symbol: str) -> OpenInterest:
+    """/v5/market/tickers body -> open interest in USD (`openInterestValue`)."""
+    if not isinstance(body, dict):
+        raise BadResponse(SOURCE, "response is not an object")
+    code = body.get("retCode")
+    if code is None:
+        raise BadResponse(SOURCE, "retCode is missing")
+    if code != 0:
+        if code == RATE_LIMIT_CODE:
+            raise RateLimited(SOURCE, f"rate limited (code {code})")
+        raise BadResponse(SOURCE, f"error code {code}")
+    result = body.get("result")
+    items = result.get("list") if isinstance(result, dict) else None
+    if not isinstance(items, list):
+        raise BadResponse(SOURCE, "no ticker list in response")
+    item = next((i for i in items if isinstance(i, dict) and i.get("symbol") == symbol), None)
+    if item is None:
+        raise BadResponse(SOURCE, f"no ticker for {symbol}")
+    return OpenInterest(
+        source=SOURCE,
+        as_of=from_ms(body.get("time"), SOURCE, "time"),
+        instrument=symbol,
+        oi_usd=number(item.get("openInterestValue"), SOURCE, "openInterestValue"),
+    )
+
+
+async def fetch_open_interest(
+    client: httpx.AsyncClient, cfg: SourceSettings, symbol: str = "BTCUSDT"
+) -> OpenInterest:
+    """Open interest of one linear perpetual, in USD."""
+    body = await get_json(
+        client,
+        SOURCE,
+        f"{cfg.bybit_url}/v5/market/tickers",
+        params={"category": "linear", "symbol": symbol},
+        headers=HEADERS,
+    )
+    return parse_open_interest(body, symbol)

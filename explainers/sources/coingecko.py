@@ -1,0 +1,132 @@
+"""CoinGecko: the top coins by market cap with 1h/24h/7d changes, and the whole market's figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from explainers.errors import BadResponse, RateLimited
+from explainers.models import CoinMarket, GlobalMarket, Markets
+from explainers.settings import SourceSettings
+from explainers.sources.http import USER_AGENT, from_s, get_json, optional_number
+
+SOURCE = "CoinGecko"
+
+MARKETS_PARAMS = {
+    "vs_currency": "usd",
+    "order": "market_cap_desc",
+    "per_page": "100",
+    "page": "1",
+    "price_change_percentage": "1h,24h,7d",
+}
+
+
+def _headers(cfg: SourceSettings) -> dict[str, str]:
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if cfg.coingecko_api_key is not None:
+        headers[cfg.coingecko_key_header] = cfg.coingecko_api_key.get_secret_value()
+    return headers
+
+
+def _check_status(body: Any) -> None:
+    """CoinGecko reports errors as {"status": {"error_code", "error_message"}}, sometimes with 200."""
+    if not isinstance(body, dict) or not isinstance(body.get("status"), dict):
+        return
+    code = body["status"].get("error_code")
+    if code == 429:
+        raise RateLimited(SOURCE, "rate limited")
+    if code is not None:
+        raise BadResponse(SOURCE, f"error code {code}")
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _rank(value: Any) -> int | None:
+    number = optional_number(value)
+    return None if number is None else int(number)
+
+
+def _coin(item: Any) -> CoinMarket:
+    if not isinstance(item, dict):
+        raise BadResponse(SOURCE, "a market entry is not an object")
+    names = [item.get(key) for key in ("id", "symbol", "name")]
+    if not all(isinstance(name, str) and name for name in names):
+        raise BadResponse(SOURCE, "a market entry has no id, symbol or name")
+    change_24h = optional_number(item.get("price_change_percentage_24h_in_currency"))
+    if change_24h is None:
+        change_24h = optional_number(item.get("price_change_percentage_24h"))
+    return CoinMarket(
+        id=item["id"],
+        symbol=item["symbol"],
+        name=item["name"],
+        rank=_rank(item.get("market_cap_rank")),
+        price=optional_number(item.get("current_price")),
+        market_cap=optional_number(item.get("market_cap")),
+        change_1h=optional_number(item.get("price_change_percentage_1h_in_currency")),
+        change_24h=change_24h,
+        change_7d=optional_number(item.get("price_change_percentage_7d_in_currency")),
+        last_updated=_time(item.get("last_updated")),
+    )
+
+
+def parse_markets(body: Any) -> Markets:
+    """/coins/markets body -> Markets, as of the newest `last_updated`."""
+    _check_status(body)
+    if not isinstance(body, list) or not body:
+        raise BadResponse(SOURCE, "no market data")
+    coins = [_coin(item) for item in body]
+    times = [c.last_updated for c in coins if c.last_updated is not None]
+    if not times:
+        raise BadResponse(SOURCE, "market data has no update time")
+    return Markets(source=SOURCE, as_of=max(times), coins=coins)
+
+
+def parse_global(body: Any) -> GlobalMarket:
+    """/global body -> GlobalMarket (CoinGecko gives no 1h change for the whole market)."""
+    _check_status(body)
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise BadResponse(SOURCE, "no global market data")
+    caps = data.get("total_market_cap")
+    shares = data.get("market_cap_percentage")
+    result = GlobalMarket(
+        source=SOURCE,
+        as_of=from_s(data.get("updated_at"), SOURCE, "updated_at"),
+        total_market_cap_usd=optional_number(caps.get("usd")) if isinstance(caps, dict) else None,
+        market_cap_change_24h_pct=optional_number(data.get("market_cap_change_percentage_24h_usd")),
+        btc_dominance=optional_number(shares.get("btc")) if isinstance(shares, dict) else None,
+    )
+    if (
+        result.total_market_cap_usd is None
+        and result.market_cap_change_24h_pct is None
+        and result.btc_dominance is None
+    ):
+        raise BadResponse(SOURCE, "global market figures are missing")
+    return result
+
+
+async def fetch_markets(client: httpx.AsyncClient, cfg: SourceSettings) -> Markets:
+    """The top 100 coins by market cap."""
+    body = await get_json(
+        client,
+        SOURCE,
+        f"{cfg.coingecko_url}/coins/markets",
+        params=MARKETS_PARAMS,
+        headers=_headers(cfg),
+    )
+    return parse_markets(body)
+
+
+async def fetch_global(client: httpx.AsyncClient, cfg: SourceSettings) -> GlobalMarket:
+    """Total market cap, its 24h change, and BTC dominance."""
+    body = await get_json(client, SOURCE, f"{cfg.coingecko_url}/global", headers=_headers(cfg))
+    return parse_global(body)
