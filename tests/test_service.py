@@ -8,6 +8,7 @@ import pytest
 
 from bot.config import Settings
 from explainers.errors import UnknownCoin
+from explainers.sources import okx
 from tests.replay_helpers import Upstream
 
 
@@ -39,6 +40,7 @@ async def test_thousand_concurrent_requests_on_a_cold_cache_share_one_refresh(
     async with single.client(settings) as client:
         await single.explainer(client, settings).explain()
     one_refresh = len(single.scenario.requests)
+    okx.CONTRACT_VALUES.clear()  # cold again: contract values are fetched once per process
 
     upstream = Upstream()
     async with upstream.client(settings) as client:
