@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,6 @@ class Upstream:
 
     def paths(self) -> list[str]:
         return [r.url.path for r in self.requests]
-
-
-@pytest.fixture(autouse=True)
-def fresh_contract_values() -> Iterator[None]:
-    okx.CONTRACT_VALUES.clear()
-    yield
-    okx.CONTRACT_VALUES.clear()
 
 
 def instruments(*pairs: tuple[str, str]) -> dict[str, Any]:
