@@ -368,7 +368,7 @@ class Collector:
         except SourceError as err:
             if not err.transient:
                 raise
-            wait = 0.5
+            wait = self.cfg.retry_backoff_s
             if isinstance(err, RateLimited) and err.retry_after is not None:
                 wait = err.retry_after
             if wait > self.cfg.retry_wait_cap_s:

@@ -339,6 +339,9 @@ class Explanation(Model):
     liquidations_tracked_since: datetime | None = None
     replay: Replay | None = None
 
+    def move(self, label: str) -> Move | None:
+        return next((m for m in self.moves if m.label == label), None)
+
     @property
     def fired(self) -> list[DriverResult]:
         return [d for d in self.drivers if d.state == "fired"]

@@ -44,6 +44,8 @@ class SourceSettings(BaseModel):
     timeout_s: float = 8.0
     # a 429's Retry-After longer than this is not waited out inside a refresh: the next cycle retries
     retry_wait_cap_s: float = 5.0
+    # pause before the one retry of a timeout or 5xx
+    retry_backoff_s: float = 0.5
     # a source that answered 451/403 is skipped for this long instead of being asked every cycle
     blocked_backoff_s: float = 6 * 3600
 
