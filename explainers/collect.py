@@ -90,8 +90,14 @@ class Collector:
             return btc, eth if isinstance(eth, SpotPrice) else None
 
         async def kraken_prices() -> tuple[SpotPrice, SpotPrice | None]:
-            btc = await kraken.fetch_ticker(c, cfg, "XBTUSD", now=now)
-            return btc, None
+            btc, eth = await asyncio.gather(
+                kraken.fetch_ticker(c, cfg, "XBTUSD", now=now),
+                kraken.fetch_ticker(c, cfg, "ETHUSD", now=now),
+                return_exceptions=True,
+            )
+            if isinstance(btc, BaseException):
+                raise btc
+            return btc, eth if isinstance(eth, SpotPrice) else None
 
         chains: list[Chain] = [
             [
@@ -125,7 +131,7 @@ class Collector:
                     "coinbase",
                     "Coinbase BTC-USD candles",
                     "coinbase_btc",
-                    lambda: coinbase.fetch_candles(c, cfg, "BTC-USD"),
+                    lambda: coinbase.fetch_candles(c, cfg, "BTC-USD", now=now),
                     10 * _MINUTES,
                 )
             ],
@@ -152,7 +158,7 @@ class Collector:
                     "okx_funding",
                     "OKX funding",
                     "funding",
-                    lambda: okx.fetch_funding(c, cfg, "BTC-USDT-SWAP"),
+                    lambda: okx.fetch_funding(c, cfg, "BTC-USDT-SWAP", now=now),
                     12 * 60 * _MINUTES,
                 )
             ],
@@ -236,7 +242,7 @@ class Collector:
                         f"okx_liquidations_{coin.lower()}",
                         f"OKX liquidations ({coin})",
                         "liquidations",
-                        _bind(okx.fetch_liquidations, c, cfg, family),
+                        _bind(okx.fetch_liquidations, c, cfg, family, now),
                     )
                 ]
             )
