@@ -115,10 +115,13 @@ def clean_link(link: str) -> str:
 
 
 def merge(results: Iterable[Headlines], limit: int = 20) -> list[Headline]:
-    """Headlines of all feeds, newest first, one per story (same link or near-identical title)."""
+    """Headlines of all feeds, newest first, one per story (same link or near-identical title).
+
+    Of the copies of one story the earliest is kept: that is the original, not a syndication.
+    """
     items = [item for result in results for item in result.items]
-    oldest = datetime.min.replace(tzinfo=UTC)
-    items.sort(key=lambda h: h.published or oldest, reverse=True)
+    latest = datetime.max.replace(tzinfo=UTC)
+    items.sort(key=lambda h: h.published or latest)  # undated copies lose to dated ones
     kept: list[Headline] = []
     links: set[str] = set()
     titles: list[str] = []
@@ -130,9 +133,9 @@ def merge(results: Iterable[Headlines], limit: int = 20) -> list[Headline]:
         kept.append(item)
         links.add(link)
         titles.append(title)
-        if len(kept) >= limit:
-            break
-    return kept
+    oldest = datetime.min.replace(tzinfo=UTC)
+    kept.sort(key=lambda h: h.published or oldest, reverse=True)
+    return kept[:limit]
 
 
 def _published(entry: Any) -> datetime | None:
