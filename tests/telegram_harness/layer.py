@@ -16,12 +16,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import ClientSession, web
-from aiohttp.web_request import FileField
 
-from .objects import JSON, chat_full_info, chat_member, command_error, error_body, image_size
+from .calls import Call, Upload, fail, ok, read_call
+from .objects import JSON, chat_full_info, chat_member, command_error, image_size
 
 HOST = "127.0.0.1"
 
@@ -52,47 +51,6 @@ _OBJECT_FIELDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Upload:
-    """A file sent in a multipart body."""
-
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Call:
-    """One Bot API request as the layer received it."""
-
-    token: str
-    method: str
-    params: dict[str, Any]
-    body: bytes
-    content_type: str
-    query_string: str = ""
-
-    @property
-    def chat_key(self) -> str | None:
-        """The chat_id parameter as a string (python-telegram-bot sends it as one)."""
-        value = self.params.get("chat_id")
-        return None if value is None else str(value)
-
-    def json(self, key: str) -> Any:
-        """A parameter decoded from JSON when it is a JSON-encoded string."""
-        value = self.params.get(key)
-        if isinstance(value, str):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value
-        return value
-
-    def fields(self) -> JSON:
-        """The parameters without uploads."""
-        return {k: v for k, v in self.params.items() if not isinstance(v, Upload)}
-
-
 @dataclass
 class InjectedError:
     """An error the layer answers instead of the emulator."""
@@ -109,39 +67,6 @@ class _Sent:
 
     message: JSON
     parse_mode: str | None
-
-
-def _ok(result: Any) -> web.Response:
-    return web.json_response({"ok": True, "result": result})
-
-
-def _fail(error_code: int, description: str, parameters: JSON | None = None) -> web.Response:
-    return web.json_response(error_body(error_code, description, parameters), status=error_code)
-
-
-async def _read_call(request: web.Request) -> Call:
-    """Parse a form, JSON or multipart Bot API request."""
-    token, method = request.match_info["token"], request.match_info["method"]
-    params: dict[str, Any] = dict(request.query)
-    if request.content_type.startswith("multipart/"):
-        form = await request.post()
-        for key, value in form.items():
-            if isinstance(value, FileField):
-                params[key] = Upload(value.filename, value.content_type, value.file.read())
-            else:
-                params[key] = value
-        # Emulator: has no multipart parser, so such bodies reach its handlers empty.
-        # Text fields go on as JSON; uploads stay here.
-        text_fields = {k: v for k, v in params.items() if not isinstance(v, Upload)}
-        body = json.dumps(text_fields).encode()
-        return Call(token, method, params, body, "application/json", request.query_string)
-    body = await request.read()
-    if body and request.content_type == "application/json":
-        params.update(json.loads(body))
-    elif body:
-        params.update(parse_qsl(body.decode(), keep_blank_values=True))
-    content_type = request.content_type or "application/x-www-form-urlencoded"
-    return Call(token, method, params, body, content_type, request.query_string)
 
 
 class CompatLayer:
@@ -275,11 +200,11 @@ class CompatLayer:
     # --- request handling --------------------------------------------------------------------
 
     async def _bot_api(self, request: web.Request) -> web.StreamResponse:
-        call = await _read_call(request)
+        call = await read_call(request)
         self.calls.append(call)
         injected = self._take_injected(call)
         if injected is not None:
-            return _fail(injected.error_code, injected.description, injected.parameters)
+            return fail(injected.error_code, injected.description, injected.parameters)
         handler = self._handlers.get(call.method.lower())
         if handler is None:
             response, _ = await self._forward(call)
@@ -335,7 +260,7 @@ class CompatLayer:
         result["is_bot"] = True
         self._bot_users[call.token] = result
         self._users[int(result["id"])] = result
-        return _ok(result)
+        return ok(result)
 
     async def _get_updates(self, call: Call) -> web.Response:
         # Emulator: getUpdates ignores offset and timeout, answers at once, and marks what it
@@ -353,7 +278,7 @@ class CompatLayer:
             pending = self._confirm(call.token, offset)
             remaining = deadline - loop.time()
             if pending or remaining <= 0 or self._closing.is_set():
-                return _ok(pending[:limit])
+                return ok(pending[:limit])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(arrived.wait(), remaining)
 
@@ -407,7 +332,7 @@ class CompatLayer:
         response, result = await self._forward(call)
         if not isinstance(result, dict):
             return response
-        return _ok(self._as_message(call, result))
+        return ok(self._as_message(call, result))
 
     def _as_message(self, call: Call, echoed: JSON) -> JSON:
         """Turn the emulator's echo of a send request into the Message the Bot API returns."""
@@ -445,16 +370,16 @@ class CompatLayer:
         key = (call.chat_key, int(call.json("message_id") or 0))
         sent = self._sent.get(key)
         if sent is None:
-            return _fail(400, "Bad Request: message to edit not found")
+            return fail(400, "Bad Request: message to edit not found")
         if "text" not in sent.message:
-            return _fail(400, "Bad Request: there is no text in the message to edit")
+            return fail(400, "Bad Request: there is no text in the message to edit")
         old = sent.message
         text, parse_mode = str(call.params.get("text", "")), call.params.get("parse_mode")
         entities, markup = call.json("entities"), call.json("reply_markup")
         before = (old["text"], sent.parse_mode, old.get("entities"), old.get("reply_markup"))
         # Emulator: accepts an edit that changes nothing; the Bot API refuses it.
         if (text, parse_mode, entities, markup) == before:
-            return _fail(400, NOT_MODIFIED)
+            return fail(400, NOT_MODIFIED)
         edited = {k: v for k, v in old.items() if k not in ("entities", "link_preview_options")}
         edited.update(text=text, edit_date=int(time.time()))
         _set_or_drop(edited, "entities", entities)
@@ -474,7 +399,7 @@ class CompatLayer:
             return response
         self._sent[key] = _Sent(edited, parse_mode)
         # Emulator: editMessageText answers null; the Bot API returns the edited message.
-        return _ok(edited)
+        return ok(edited)
 
     async def _edit_message_reply_markup(self, call: Call) -> web.Response:
         if call.chat_key is None:
@@ -483,11 +408,11 @@ class CompatLayer:
         key = (call.chat_key, int(call.json("message_id") or 0))
         sent = self._sent.get(key)
         if sent is None:
-            return _fail(400, "Bad Request: message to edit not found")
+            return fail(400, "Bad Request: message to edit not found")
         markup = call.json("reply_markup")
         # Emulator: accepts an edit that changes nothing; the Bot API refuses it.
         if markup == sent.message.get("reply_markup"):
-            return _fail(400, NOT_MODIFIED)
+            return fail(400, NOT_MODIFIED)
         edited = {**sent.message, "edit_date": int(time.time())}
         _set_or_drop(edited, "reply_markup", markup)
         # Emulator: ignores an edit without an inline keyboard; the Bot API removes the old one.
@@ -497,67 +422,67 @@ class CompatLayer:
             return response
         self._sent[key] = _Sent(edited, sent.parse_mode)
         # Emulator: editMessageReplyMarkup answers null; the Bot API returns the message.
-        return _ok(edited)
+        return ok(edited)
 
     async def _answer_true(self, call: Call) -> web.Response:
         response, _ = await self._forward(call)
         if response.status != 200:
             return response
         # Emulator: answers null where the Bot API answers true.
-        return _ok(True)
+        return ok(True)
 
     async def _set_my_commands(self, call: Call) -> web.Response:
         # Emulator: has no setMyCommands.
         commands = call.json("commands") or []
         if not isinstance(commands, list):
-            return _fail(400, "Bad Request: can't parse commands JSON object")
+            return fail(400, "Bad Request: can't parse commands JSON object")
         error = command_error(commands)
         if error is not None:
-            return _fail(400, error)
+            return fail(400, error)
         key = _commands_key(call.json("scope"), str(call.params.get("language_code") or ""))
         self._commands[key] = [
             {"command": c["command"], "description": c["description"]} for c in commands
         ]
-        return _ok(True)
+        return ok(True)
 
     async def _get_my_commands(self, call: Call) -> web.Response:
         # Emulator: has no getMyCommands.
         key = _commands_key(call.json("scope"), str(call.params.get("language_code") or ""))
-        return _ok(self._commands.get(key, []))
+        return ok(self._commands.get(key, []))
 
     async def _delete_my_commands(self, call: Call) -> web.Response:
         # Emulator: has no deleteMyCommands.
         key = _commands_key(call.json("scope"), str(call.params.get("language_code") or ""))
         self._commands.pop(key, None)
-        return _ok(True)
+        return ok(True)
 
     async def _get_chat_member(self, call: Call) -> web.Response:
         # Emulator: has no getChatMember; answer from the roles the test set.
         chat = self.chats.get(call.chat_key or "")
         if chat is None:
-            return _fail(400, "Bad Request: chat not found")
+            return fail(400, "Bad Request: chat not found")
         user_id = int(call.json("user_id") or 0)
         member = self._members.get((str(chat["id"]), user_id))
         if member is not None:
-            return _ok(member)
+            return ok(member)
         user = self._users.get(user_id)
         if user is None:
-            return _fail(400, "Bad Request: user not found")
+            return fail(400, "Bad Request: user not found")
         # Without a declared role: the bot and a private chat's own user are members.
         is_bot = user_id in {int(bot["id"]) for bot in self._bot_users.values()}
         own_chat = chat.get("type") == "private" and int(chat["id"]) == user_id
-        return _ok(chat_member(user, "member" if is_bot or own_chat else "left"))
+        return ok(chat_member(user, "member" if is_bot or own_chat else "left"))
 
     async def _get_chat(self, call: Call) -> web.Response:
         # Emulator: has no getChat; answer from the chats the test declared or updates named.
         chat = self.chats.get(call.chat_key or "")
         if chat is None:
-            return _fail(400, "Bad Request: chat not found")
-        return _ok(chat_full_info(chat))
+            return fail(400, "Bad Request: chat not found")
+        return ok(chat_full_info(chat))
 
     async def _send_chat_action(self, call: Call) -> web.Response:
         # Emulator: has no sendChatAction; a typing indicator has nothing to record.
-        return _ok(True)
+        return ok(True)
 
     async def _send_photo(self, call: Call) -> web.Response:
         # Emulator: has no sendPhoto. The layer keeps the bytes and stores the message through
@@ -568,10 +493,10 @@ class CompatLayer:
         elif isinstance(photo, str) and photo in self.files:
             data, file_id = self.files[photo], photo
         else:  # a URL or an unknown file_id: nothing on loopback can fetch it
-            return _fail(400, "Bad Request: wrong file identifier/HTTP URL specified")
+            return fail(400, "Bad Request: wrong file identifier/HTTP URL specified")
         size = image_size(data)
         if size is None:
-            return _fail(400, "Bad Request: IMAGE_PROCESS_FAILED")
+            return fail(400, "Bad Request: IMAGE_PROCESS_FAILED")
         self.files[file_id] = data
         payload = {k: v for k, v in call.fields().items() if k != "photo"}
         payload["photo"] = [
@@ -586,7 +511,7 @@ class CompatLayer:
         response, result = await self._forward(call, payload, method="sendMessage")
         if not isinstance(result, dict):
             return response
-        return _ok(self._as_message(call, result))
+        return ok(self._as_message(call, result))
 
 
 def _commands_key(scope: Any, language_code: str) -> str:
