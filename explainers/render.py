@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from explainers import formatting as fmt
 from explainers.models import Explanation
@@ -104,6 +105,10 @@ _TEXT = _environment(autoescape=False)
 _HTML = _environment(autoescape=select_autoescape(default=True))
 _MARKDOWN = _environment(autoescape=False, finalize=_markdown_finalize)
 _MARKDOWN.filters |= {"done": _Escaped, "url": _markdown_url}
+# `strong(x)`: bold in each flavour, its argument escaped like any other value
+_TEXT.globals["strong"] = str
+_HTML.globals["strong"] = lambda value: Markup("<b>%s</b>") % value
+_MARKDOWN.globals["strong"] = lambda value: _Escaped(f"**{escape_markdown(str(value))}**")
 
 
 def _clean(text: str) -> str:
@@ -237,7 +242,12 @@ def embed_length(embed: dict[str, Any]) -> int:
     )
 
 
-def message(name: str, *, html: bool = False, **values: Any) -> str:
-    """One of the short replies in templates/messages.j2 (escaped for Telegram when `html`)."""
-    env = _HTML if html else _TEXT
-    return str(getattr(env.get_template("messages.j2").module, name)(**values)).strip()
+Flavour = Literal["text", "html", "markdown"]
+_ENVIRONMENTS: dict[str, Environment] = {"text": _TEXT, "html": _HTML, "markdown": _MARKDOWN}
+
+
+def message(name: str, flavour: Flavour = "text", **values: Any) -> str:
+    """One of the short replies in templates/messages.j2, escaped for the flavour's platform."""
+    env = _ENVIRONMENTS[flavour]
+    module = env.get_template("messages.j2").make_module({"t": values.pop("t", Thresholds())})
+    return _clean(str(getattr(module, name)(**values))).strip()

@@ -1,0 +1,169 @@
+"""The one registry of commands: both front-ends register from it, and /help lists it.
+
+Also the platform-neutral parsing and replies behind each command, so a front-end only parses
+its platform's update, calls these, and sends what they return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, AlertSummary, Subscription
+from explainers import render
+from explainers.models import Explanation
+from explainers.render import Flavour
+
+Platform = str
+BOTH: frozenset[Platform] = frozenset({"telegram", "discord"})
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    description: str
+    platforms: frozenset[Platform] = BOTH
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str  # one line: Telegram's menu (≤ 256) and Discord's description (≤ 100)
+    arguments: tuple[Argument, ...] = ()
+    platforms: frozenset[Platform] = BOTH
+    admin_only: bool = False  # group admins on Telegram, Manage Channels on Discord
+    server_only: bool = False  # needs a group/server: subscriptions are per chat or channel
+
+    def args_for(self, platform: Platform) -> tuple[Argument, ...]:
+        return tuple(a for a in self.arguments if platform in a.platforms)
+
+    def usage(self, platform: Platform) -> str:
+        args = "".join(f" [{a.name}]" for a in self.args_for(platform))
+        return f"/{self.name}{args}"
+
+
+MIN_DRIVERS = Argument(
+    "min_drivers", f"drivers that must fire together, {MIN_DRIVERS_LOWEST} to {MIN_DRIVERS_HIGHEST}"
+)
+CHANNEL = Argument("channel", "the channel (default: this one)", platforms=frozenset({"discord"}))
+
+COMMANDS: tuple[Command, ...] = (
+    Command("start", "What this bot does", platforms=frozenset({"telegram"})),
+    Command("help", "Every command and what it does"),
+    Command(
+        "why",
+        "Why is crypto down? The drivers firing now, with evidence",
+        (Argument("coin", "a coin symbol or CoinGecko id, e.g. SOL"),),
+    ),
+    Command("drivers", "Every driver: firing, quiet or unknown, with its figure and threshold"),
+    Command(
+        "subscribe",
+        "Send crash alerts here when several drivers fire",
+        (CHANNEL, MIN_DRIVERS),
+        admin_only=True,
+        server_only=True,
+    ),
+    Command("unsubscribe", "Stop crash alerts here", (CHANNEL,), admin_only=True, server_only=True),
+    Command("settings", "This chat's alert subscription"),
+    Command("history", "The last alerts"),
+    Command("status", "Data age and each source's health"),
+)
+
+
+def commands_for(platform: Platform) -> list[Command]:
+    return [c for c in COMMANDS if platform in c.platforms]
+
+
+def command(name: str) -> Command:
+    return next(c for c in COMMANDS if c.name == name)
+
+
+class UsageError(ValueError):
+    """A command's arguments were wrong; str() is the reply."""
+
+
+def parse_min_drivers(raw: str | int | None, default: int, platform: Platform) -> int:
+    """The subscription's minimum number of drivers, or a UsageError with the usage line."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not MIN_DRIVERS_LOWEST <= value <= MIN_DRIVERS_HIGHEST:
+        raise UsageError(
+            render.message(
+                "usage",
+                line=command("subscribe").usage(platform),
+                problem=f"min_drivers must be a whole number from {MIN_DRIVERS_LOWEST} to {MIN_DRIVERS_HIGHEST}.",
+            )
+        )
+    return value
+
+
+@dataclass
+class Replies:
+    """The replies of one platform, in its markup flavour."""
+
+    platform: Platform
+    flavour: Flavour
+    default_cooldown_s: int = 6 * 3600
+    _commands: list[Command] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._commands = commands_for(self.platform)
+
+    def _msg(self, name: str, **values: object) -> str:
+        return render.message(name, self.flavour, **values)
+
+    def help(self) -> str:
+        return self._msg("help", commands=self._commands, platform=self.platform)
+
+    def drivers(self, e: Explanation) -> str:
+        return self._msg("drivers", e=e)
+
+    def history(self, alerts: list[AlertSummary]) -> str:
+        return self._msg("history", alerts=alerts)
+
+    def status(self, e: Explanation | None, counts: dict[str, int], now: datetime) -> str:
+        return self._msg("status", e=e, counts=counts, now=now)
+
+    def subscribed(self, sub: Subscription, where: str) -> str:
+        return self._msg(
+            "subscribed", sub=sub, where=where, default_cooldown_s=self.default_cooldown_s
+        )
+
+    def unsubscribed(self, found: bool, where: str) -> str:
+        return self._msg("unsubscribed", found=found, where=where)
+
+    def settings(self, sub: Subscription | None, where: str) -> str:
+        return self._msg(
+            "settings", sub=sub, where=where, default_cooldown_s=self.default_cooldown_s
+        )
+
+    def unknown_coin(self, query: str, suggestions: list[str]) -> str:
+        return self._msg("unknown_coin", query=query, suggestions=suggestions)
+
+    def coin_data_unavailable(self, query: str) -> str:
+        return self._msg("coin_data_unavailable", query=query)
+
+    def failed(self) -> str:
+        return self._msg("failed")
+
+    def admins_only(self) -> str:
+        return self._msg("admins_only")
+
+    def server_only(self) -> str:
+        return self._msg("server_only")
+
+    def unknown_command(self, name: str) -> str:
+        return self._msg("unknown_command", name=name)
+
+    def usage(self, name: str, problem: str | None = None) -> str:
+        return self._msg("usage", line=command(name).usage(self.platform), problem=problem)
+
+    def alert_intro(self, e: Explanation) -> str:
+        return self._msg("alert_intro", e=e)
+
+    def eased(self, e: Explanation) -> str:
+        return self._msg("eased", e=e)
