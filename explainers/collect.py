@@ -192,7 +192,13 @@ class Collector:
                     lambda: treasury.fetch_yields(c, cfg, now.date()),
                     5 * _DAYS,
                 ),
-                Job("fred", "FRED yields", "yields", lambda: fred.fetch_yields(c, cfg), 5 * _DAYS),
+                Job(
+                    "fred",
+                    "FRED yields",
+                    "yields",
+                    lambda: fred.fetch_yields(c, cfg, today=now.date()),
+                    5 * _DAYS,
+                ),
             ],
             [
                 Job(
@@ -228,7 +234,7 @@ class Collector:
                         f"stooq_{key}",
                         f"Stooq {name}",
                         "indices",
-                        _bind(stooq.fetch_index, c, cfg, key),
+                        lambda key=key: stooq.fetch_index(c, cfg, key, today=now.date()),
                         4 * _DAYS,
                         key,
                     ),

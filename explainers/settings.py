@@ -20,7 +20,7 @@ class SourceSettings(BaseModel):
     coinbase_url: str = "https://api.exchange.coinbase.com"
     kraken_url: str = "https://api.kraken.com"
     farside_url: str = "https://farside.co.uk"
-    sosovalue_url: str = "https://api.sosovalue.xyz"
+    sosovalue_url: str = "https://openapi.sosovalue.com"
     sosovalue_api_key: SecretStr | None = None
     treasury_url: str = "https://home.treasury.gov"
     fred_url: str = "https://fred.stlouisfed.org"
