@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import selectors
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +16,7 @@ from bot.delivery import (
     RetryAfter,
     TransientDeliveryError,
 )
-from bot.pacing import PlatformLimits, Window
+from bot.pacing import Window
 from bot.store import Subscription
 from explainers.models import DriverResult, DriverState, Explanation, Move, Verdict
 
@@ -180,17 +180,23 @@ class RecordingNotifier:
         self.received.append((target(subscription), message.kind, message.alert_id))
 
 
+# the platforms' published limits, written out here independently of bot.pacing on purpose
+TELEGRAM_RULES = {"overall": Window(30, 1.0), "chat": Window(1, 1.0), "group": Window(20, 60.0)}
+DISCORD_RULES = {"overall": Window(50, 1.0), "chat": Window(5, 5.0)}
+
+
 class EnforcingNotifier:
-    """A platform double that checks its own rate limits and server-imposed waits on every call.
+    """A platform double that checks rate limits and server-imposed waits on every request.
 
     It counts every request, failed or not, as the real servers do. Violations are collected
     (not only raised), because the engine treats an unexpected exception as a transient failure.
+    Telegram groups are the negative chat ids.
     """
 
     def __init__(
         self,
         platform: str,
-        limits: PlatformLimits,
+        rules: dict[str, Window],
         loop: asyncio.AbstractEventLoop,
         *,
         dead: set[str] = frozenset(),  # type: ignore[assignment]
@@ -200,7 +206,7 @@ class EnforcingNotifier:
         latency_s: float = 0.05,
     ) -> None:
         self.platform = platform
-        self.limits = limits
+        self.rules = rules
         self.loop = loop
         self.dead = dead
         self.retry_after = dict(retry_after or {})
@@ -210,17 +216,15 @@ class EnforcingNotifier:
         self.requests = 0
         self.violations: list[str] = []
         self.received: defaultdict[Target, list[int]] = defaultdict(list)
-        self._overall: deque[float] = deque()
-        self._chats: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._stamps: defaultdict[str, list[float]] = defaultdict(list)
         self._blocked_chat: dict[str, float] = {}
         self._blocked_all = 0.0
 
-    def _check(self, stamps: deque[float], window: Window, now: float, what: str) -> None:
-        while stamps and stamps[0] <= now - window.seconds + 1e-6:
-            stamps.popleft()
-        if len(stamps) >= window.count:
-            self.violations.append(f"{what}: {len(stamps) + 1} in {window.seconds} s at {now}")
-        stamps.append(now)
+    def _check(self, key: str, window: Window, now: float) -> None:
+        # sends in the half-open window (now - T, now], this one included
+        recent = [t for t in self._stamps[key] if t > now - window.seconds + 1e-6]
+        if len(recent) > window.count:
+            self.violations.append(f"{key}: {len(recent)} sends within {window.seconds} s")
 
     async def send(self, subscription: Subscription, message: AlertMessage) -> None:
         now = self.loop.time()
@@ -230,13 +234,12 @@ class EnforcingNotifier:
             self.violations.append(f"sent during a platform-wide retry-after, at {now}")
         if now < self._blocked_chat.get(chat, 0.0) - 1e-6:
             self.violations.append(f"{chat}: sent during its retry-after, at {now}")
-        self._check(self._overall, self.limits.overall, now, "overall")
-        windows = self.limits.chat_windows(chat)
-        self._check(self._chats[chat], max(windows, key=lambda w: w.count), now, f"group {chat}")
-        per_chat = self.limits.per_chat
-        recent = [t for t in self._chats[chat] if t > now - per_chat.seconds + 1e-6]
-        if len(recent) > per_chat.count:
-            self.violations.append(f"chat {chat}: {len(recent)} in {per_chat.seconds} s")
+        self._stamps["*"].append(now)
+        self._stamps[chat].append(now)
+        self._check("*", self.rules["overall"], now)
+        self._check(chat, self.rules["chat"], now)
+        if "group" in self.rules and chat.startswith("-"):
+            self._check(chat, self.rules["group"], now)
         await asyncio.sleep(self.latency_s)
         if self.requests == self.platform_retry_after_at:
             self._blocked_all = now + 1.5
