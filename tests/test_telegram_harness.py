@@ -296,3 +296,21 @@ async def test_get_updates_honours_offset_and_waits(telegram_emulator: TelegramE
     assert first.message is not None and first.message.text == "hello"
     assert again.update_id == first.update_id
     assert confirmed == ()
+
+
+async def test_abandoned_poll_does_not_swallow_an_update(
+    telegram_emulator: TelegramEmulator,
+) -> None:
+    app = telegram_emulator.application_builder().build()
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with app:
+        abandoned = asyncio.create_task(app.bot.get_updates(timeout=5))
+        # Let the request reach the layer and start waiting, then walk away from it.
+        async with asyncio.timeout(5):
+            while not any(c.method == "getUpdates" for c in telegram_emulator.layer.calls):
+                await asyncio.sleep(0.01)  # poll interval, bounded by the timeout
+        abandoned.cancel()
+        await client.send_message(chat, "still delivered", user=ALICE)
+        (update,) = await app.bot.get_updates(timeout=5)
+
+    assert update.message is not None and update.message.text == "still delivered"
