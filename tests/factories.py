@@ -171,7 +171,15 @@ def fear_greed(*values: int) -> FearGreed:
         source="alternative.me",
         as_of=NOW,
         points=[
-            FearGreedPoint(day=start + timedelta(days=i), value=v, label="Fear")
+            FearGreedPoint(day=start + timedelta(days=i), value=v, label=_fng_label(v))
             for i, v in enumerate(values)
         ],
     )
+
+
+def _fng_label(value: int) -> str:
+    """alternative.me's classification bands."""
+    for top, label in ((24, "Extreme Fear"), (46, "Fear"), (54, "Neutral"), (75, "Greed")):
+        if value <= top:
+            return label
+    return "Extreme Greed"

@@ -1,0 +1,115 @@
+"""The rendered answer, word for word, for the demo sell-off, a calm market and an unexplained drop.
+
+Regenerate after an intended wording change with `WHYDOWN_UPDATE_GOLDEN=1 pytest tests/test_golden.py`
+and read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.config import Settings
+from explainers import drivers, render
+from explainers.explain import explain
+from explainers.models import Explanation, Headline
+from explainers.settings import Thresholds
+from tests import factories as f
+from tests.replay_helpers import Upstream
+
+GOLDEN = Path(__file__).parent / "golden"
+T = Thresholds()
+
+
+def check(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("WHYDOWN_UPDATE_GOLDEN"):
+        path.write_text(actual)
+    assert actual == path.read_text(), f"{name} changed; see the module docstring"
+
+
+async def demo() -> Explanation:
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    async with upstream.client(settings) as client:
+        return await upstream.explainer(client, settings).explain()
+
+
+def calm() -> Explanation:
+    """Market up a little, stocks fine, greed: nothing to explain."""
+    s = f.snapshot(
+        markets=f.markets(btc_24h=1.2, btc_1h=0.1, alts=[0.5, 2.0, -0.4]),
+        global_market=f.global_market(0.8),
+        etf=f.etf(120.0, 85.5, 40.2),
+        indices={"spx": f.index("spx", 0.4), "ndx": f.index("ndx", 0.7)},
+        fear_greed=f.fear_greed(61, 60, 63, 65, 66, 64, 67, 68),
+        cut_odds=f.cut_odds(0.62),
+    )
+    lb = f.lookback(
+        cut_odds_7d_ago=0.58,
+        premium_samples=[0.02, 0.03, 0.01],
+        **f.liquidation_totals(2e6, 3e6, 40e6, 35e6),
+    )
+    return explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
+
+
+def unexplained() -> Explanation:
+    """Down 5% with every driver quiet: say so, and show the headlines."""
+    headline = Headline(
+        title="Exchange halts withdrawals after wallet exploit",
+        link="https://news.example/exploit",
+        feed="CoinDesk",
+        published=f.NOW,
+    )
+    s = f.snapshot(
+        markets=f.markets(btc_24h=-5.2, btc_1h=-0.8, alts=[-6.0, -7.5, -4.9]),
+        global_market=f.global_market(-5.6),
+        etf=f.etf(30.0, -20.0, -60.0),
+        indices={"spx": f.index("spx", 0.2), "ndx": f.index("ndx", -0.3)},
+        fear_greed=f.fear_greed(48, 47, 45, 44, 42, 40, 39, 38),
+        cut_odds=f.cut_odds(0.55),
+        headlines=[headline],
+    )
+    lb = f.lookback(
+        cut_odds_7d_ago=0.57,
+        premium_samples=[-0.01, -0.02, -0.01],
+        **f.liquidation_totals(9e6, 2e6, 60e6, 20e6),
+    )
+    return explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
+
+
+async def test_demo_text() -> None:
+    check("demo.txt", render.text(await demo()))
+
+
+async def test_demo_telegram_html() -> None:
+    html = render.telegram_html(await demo())
+    assert len(html) <= render.TELEGRAM_LIMIT
+    check("demo.telegram.html", html)
+
+
+async def test_demo_discord_embed() -> None:
+    embed = render.discord_embed(await demo())
+    assert render.embed_length(embed) <= render.DISCORD_TOTAL
+    check("demo.discord.json", json.dumps(embed, indent=2, ensure_ascii=False) + "\n")
+
+
+def test_calm_market_says_it_is_not_down() -> None:
+    e = calm()
+    assert e.verdict == "not_down" and not e.fired
+    text = render.text(e)
+    assert text.startswith("Crypto is not down right now")
+    check("calm.txt", text)
+
+
+@pytest.mark.parametrize("flavour", ["txt", "telegram.html"])
+def test_unexplained_drop_says_so_with_headlines(flavour: str) -> None:
+    e = unexplained()
+    assert e.unexplained
+    out = render.text(e) if flavour == "txt" else render.telegram_html(e)
+    assert "Not explained by the data we read" in out
+    assert "Exchange halts withdrawals after wallet exploit" in out
+    check(f"unexplained.{flavour}", out)
