@@ -1,4 +1,4 @@
-"""Every source × every way an upstream fails: an answer still comes out, the affected driver is
+"""Every source and every way an upstream fails: an answer still comes out, the affected driver is
 unknown, the failed source is named, and nothing escapes."""
 
 from __future__ import annotations
