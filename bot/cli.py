@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.config import Settings
-from bot.runner import build_explainer, demo_client, http_client
+from bot.runner import build_explainer, demo_client, http_client, run, status_report
 from explainers import render
 from explainers.errors import CoinDataUnavailable, UnknownCoin
 from explainers.replay import Scenario
@@ -65,6 +65,15 @@ async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed and len(failed) == len([s for s in rows if s.state != "disabled"]) else 0
 
 
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    return await run(settings, demo=args.demo)
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    print(status_report(settings))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="whydown", description="Why is crypto down? Answers with evidence."
@@ -79,10 +88,25 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id")
     demo.add_argument("--json", action="store_true", help="print the Explanation as JSON")
     sub.add_parser("sources", help="check every source live and print a table")
+    run_p = sub.add_parser(
+        "run", help="run the bots (whichever tokens are set) and the alert scheduler"
+    )
+    run_p.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve the recorded demo sell-off instead of live data (to try the bots)",
+    )
+    sub.add_parser("status", help="subscriptions, last refresh, source health and last alert")
     return p
 
 
-COMMANDS = {"why": cmd_why, "demo": cmd_demo, "sources": cmd_sources}
+COMMANDS = {
+    "why": cmd_why,
+    "demo": cmd_demo,
+    "sources": cmd_sources,
+    "run": cmd_run,
+    "status": cmd_status,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

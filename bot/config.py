@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.alerts import AlertSettings
 from explainers.settings import SourceSettings, Thresholds
 
 
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
 
     sources: SourceSettings = Field(default_factory=SourceSettings)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def redacted(self) -> dict[str, Any]:
         """The settings for display: secrets masked, set or not."""

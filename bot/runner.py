@@ -1,19 +1,36 @@
-"""The composition root: one httpx client, one explainer, (later) the store, scheduler and bots."""
+"""The composition root: one event loop holding one httpx client, one store, the explainer, the
+scheduler, the alert engine and whichever chat front-ends have a token.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import signal
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.alerts import AlertEngine
 from bot.config import Settings
+from bot.delivery import Notifier
+from bot.store import AlreadyRunning, Store
 from explainers.collect import Collector, utcnow
 from explainers.history import History
 from explainers.models import Replay
 from explainers.replay import Scenario
 from explainers.service import Explainer
 from explainers.sources.http import USER_AGENT
+
+log = logging.getLogger("whydown.runner")
+
+EXIT_CONFIG = 2
+EXIT_ALREADY_RUNNING = 3
 
 
 def http_client(
@@ -51,3 +68,215 @@ def build_explainer(
 def demo_client(settings: Settings, scenario: Scenario) -> httpx.AsyncClient:
     """A client that answers from the scenario's recorded responses; nothing leaves the machine."""
     return http_client(settings, transport=scenario.transport())
+
+
+class Frontend(Protocol):
+    platform: str
+    notifier: Notifier
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def missing_tokens_message() -> str:
+    return (
+        "No chat platform is configured, so there is nothing to run.\n"
+        "Set at least one of these (in the environment or in .env):\n"
+        "  WHYDOWN_TELEGRAM_TOKEN   a bot token from @BotFather\n"
+        "  WHYDOWN_DISCORD_TOKEN    a bot token from the Discord developer portal\n"
+        "See .env.example for every setting. `whydown demo` works without any token."
+    )
+
+
+def frontends(
+    settings: Settings, explainer: Explainer, store: Store, clock: Callable[[], datetime]
+) -> list[Frontend]:
+    """A front-end for each platform whose token is set (imported only when needed)."""
+    result: list[Frontend] = []
+    if settings.telegram_token is not None:
+        from bot.telegram_bot import TelegramFrontend
+
+        result.append(
+            TelegramFrontend(
+                token=settings.telegram_token,
+                explainer=explainer,
+                store=store,
+                thresholds=settings.thresholds,
+                alert_settings=settings.alerts,
+                api_url=settings.telegram_api_url,
+                file_url=settings.telegram_file_url,
+                clock=clock,
+            )
+        )
+    if settings.discord_token is not None:
+        from bot.discord_bot import DiscordFrontend
+
+        result.append(
+            DiscordFrontend(
+                token=settings.discord_token,
+                explainer=explainer,
+                store=store,
+                thresholds=settings.thresholds,
+                alert_settings=settings.alerts,
+                guild_id=settings.discord_guild_id,
+                clock=clock,
+            )
+        )
+    return result
+
+
+class Jobs:
+    """What the scheduler runs; each job logs and survives its own failures."""
+
+    def __init__(self, explainer: Explainer, store: Store, engine: AlertEngine) -> None:
+        self.explainer = explainer
+        self.store = store
+        self.engine = engine
+
+    async def refresh(self) -> None:
+        """Collect, store, explain, then evaluate the alert rule for every subscription."""
+        try:
+            refreshed = await self.explainer.refresh()
+        except Exception:
+            log.exception("refresh failed")
+            return
+        e = refreshed.explanation
+        self.store.set_meta("last_refresh", e.data_time.isoformat())
+        self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
+        try:
+            await self.engine.evaluate(e)
+        except Exception:
+            log.exception("alert evaluation failed")
+
+    async def liquidations(self) -> None:
+        try:
+            new = await self.explainer.poll_liquidations()
+        except Exception:
+            log.exception("liquidation poll failed")
+            return
+        if new:
+            log.debug("liquidations: %d new events", new)
+
+    async def prune(self) -> None:
+        removed = self.store.prune(utcnow())
+        log.info(
+            "pruned %s", ", ".join(f"{n} {table}" for table, n in removed.items()) or "nothing"
+        )
+
+
+def scheduler_for(jobs: Jobs, settings: Settings) -> AsyncIOScheduler:
+    """Refresh, liquidation polling and pruning; one instance of each at a time, missed runs merged."""
+    scheduler = AsyncIOScheduler(
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
+    )
+    now = utcnow()
+    scheduler.add_job(
+        jobs.refresh,
+        "interval",
+        seconds=settings.refresh_interval_s,
+        next_run_time=now,
+        id="refresh",
+    )
+    scheduler.add_job(
+        jobs.liquidations,
+        "interval",
+        seconds=settings.liquidation_poll_s,
+        next_run_time=now + timedelta(seconds=settings.liquidation_poll_s),
+        id="liquidations",
+    )
+    scheduler.add_job(jobs.prune, "interval", seconds=settings.prune_interval_s, id="prune")
+    return scheduler
+
+
+async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | None = None) -> int:
+    """`whydown run`: until SIGINT/SIGTERM (or `stop`), then a clean shutdown."""
+    if settings.telegram_token is None and settings.discord_token is None:
+        print(missing_tokens_message())
+        return EXIT_CONFIG
+    try:
+        store = Store(settings.database, lock=True)
+    except AlreadyRunning as err:
+        print(err)
+        return EXIT_ALREADY_RUNNING
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    scenario = Scenario.load() if demo else None
+    clock: Callable[[], datetime] = (lambda: scenario.now) if scenario else utcnow
+    with store:
+        async with demo_client(settings, scenario) if scenario else http_client(settings) as client:
+            explainer = build_explainer(
+                client,
+                settings,
+                history=store,
+                clock=clock,
+                replay=scenario.replay if scenario else None,
+            )
+            fronts = frontends(settings, explainer, store, clock)
+            engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
+            jobs = Jobs(explainer, store, engine)
+            scheduler = scheduler_for(jobs, settings)
+            started: list[Frontend] = []
+            try:
+                for front in fronts:
+                    await front.start()
+                    started.append(front)
+                    log.info("%s front-end started", front.platform)
+                resume = asyncio.create_task(engine.resume_pending())
+                scheduler.start()
+                log.info(
+                    "whydown running: %s; refresh every %d s%s",
+                    ", ".join(f.platform for f in fronts),
+                    settings.refresh_interval_s,
+                    " (demo replay)" if demo else "",
+                )
+                await stop.wait()
+                log.info("stopping")
+                resume.cancel()
+            finally:
+                if scheduler.running:
+                    scheduler.shutdown(wait=False)
+                await engine.aclose()  # in-flight sends finish; the rest stay pending
+                for front in reversed(started):
+                    with contextlib.suppress(Exception):
+                        await front.stop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+    log.info("stopped; database closed")
+    return 0
+
+
+def status_report(settings: Settings) -> str:
+    """`whydown status`: read the database without taking the instance lock."""
+    if not settings.database.exists():
+        return f"No database at {settings.database} yet: `whydown run` creates it."
+    with Store(settings.database) as store:
+        counts = store.subscription_counts()
+        last_refresh = store.get_meta("last_refresh")
+        sources = json.loads(store.get_meta("sources") or "[]")
+        alerts = store.recent_alerts(1)
+    lines = [
+        "Subscriptions: "
+        + (", ".join(f"{platform} {n}" for platform, n in counts.items()) or "none"),
+        f"Last refresh: {last_refresh or 'never'}",
+    ]
+    if sources:
+        lines.append("Sources at the last refresh:")
+        for s in sources:
+            if s["state"] == "disabled":
+                continue
+            note = f" ({s['reason']})" if s.get("reason") else ""
+            lines.append(f"  {s['label']:<28} {s['state']}{note}")
+    if alerts:
+        a = alerts[0]
+        lines.append(
+            f"Last alert: {a.created_at:%Y-%m-%d %H:%M} UTC, {a.driver_count} drivers "
+            f"({', '.join(a.drivers)}), market {a.market_change_24h:+.1f}% in 24h"
+            if a.market_change_24h is not None
+            else f"Last alert: {a.created_at:%Y-%m-%d %H:%M} UTC, {a.driver_count} drivers"
+        )
+    else:
+        lines.append("Last alert: none")
+    return "\n".join(lines)

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from explainers.errors import BadResponse, RateLimited, SourceBlocked, SourceError, SourceTimeout
-from explainers.models import Snapshot, SourceState, SourceStatus, SpotPrice
+from explainers.models import Liquidations, Snapshot, SourceState, SourceStatus, SpotPrice
 from explainers.settings import SourceSettings
 from explainers.sources import (
     binance,
@@ -240,18 +240,7 @@ class Collector:
                     ),
                 ]
             )
-        for family in cfg.liquidation_families:
-            coin = family.split("-")[0]
-            chains.append(
-                [
-                    Job(
-                        f"okx_liquidations_{coin.lower()}",
-                        f"OKX liquidations ({coin})",
-                        "liquidations",
-                        _bind(okx.fetch_liquidations, c, cfg, family, now),
-                    )
-                ]
-            )
+        chains.extend(self._liquidation_chains(now))
         for feed in news.feeds(cfg):
             chains.append(
                 [Job(f"rss_{feed.key}", feed.label, "headlines", _bind(news.fetch_feed, c, feed))]
@@ -291,6 +280,32 @@ class Collector:
                 )
             )
         return chains, disabled
+
+    def _liquidation_chains(self, now: datetime) -> list[Chain]:
+        c, cfg = self.client, self.cfg
+        chains: list[Chain] = []
+        for family in cfg.liquidation_families:
+            coin = family.split("-")[0]
+            chains.append(
+                [
+                    Job(
+                        f"okx_liquidations_{coin.lower()}",
+                        f"OKX liquidations ({coin})",
+                        "liquidations",
+                        _bind(okx.fetch_liquidations, c, cfg, family, now),
+                    )
+                ]
+            )
+        return chains
+
+    async def collect_liquidations(self) -> list[Liquidations]:
+        """Only the liquidation feeds: polled more often than a full refresh, since OKX lists
+        just the latest orders and a cascade can scroll past them within a minute."""
+        now = self.clock()
+        outcomes = await asyncio.gather(
+            *(self._run_chain(chain, now) for chain in self._liquidation_chains(now))
+        )
+        return [value for job, value, _ in outcomes if job is not None]
 
     async def collect(self) -> Snapshot:
         now = self.clock()

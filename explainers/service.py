@@ -85,6 +85,11 @@ class Explainer:
         )
         return refreshed
 
+    async def poll_liquidations(self) -> int:
+        """Read the liquidation feeds between refreshes; return how many events were new."""
+        batches = await self.collector.collect_liquidations()
+        return sum(self.history.add_liquidations(batch.events) for batch in batches)
+
     async def current(self) -> Refreshed:
         """The cached refresh when fresh enough, else a (shared) new one."""
         if self._fresh(self.clock()) and self._latest is not None:
