@@ -33,14 +33,31 @@ Decision = Literal["alert", "eased", "clear"]
 class AlertSettings(BaseModel):
     """Defaults for the alert rule and for delivery."""
 
-    default_min_drivers: int = Field(3, ge=MIN_DRIVERS_LOWEST, le=MIN_DRIVERS_HIGHEST)
-    cooldown_s: int = Field(6 * 3600, ge=0)
-    escalation_drop_pts: float = Field(3.0, gt=0)
-    eased_followup: bool = False
-    pending_max_age_s: int = Field(3600, ge=0)
-    max_attempts: int = Field(5, ge=1)
-    backoff_base_s: float = Field(2.0, ge=0)
-    deactivate_after: int = Field(3, ge=1)  # consecutive permanent failures
+    default_min_drivers: int = Field(
+        3,
+        ge=MIN_DRIVERS_LOWEST,
+        le=MIN_DRIVERS_HIGHEST,
+        description="drivers that must fire together, for a subscription that names no number",
+    )
+    cooldown_s: int = Field(
+        6 * 3600, ge=0, description="quiet time after an alert, unless the situation escalates"
+    )
+    escalation_drop_pts: float = Field(
+        3.0, gt=0, description="a 24h drop this many points deeper than at the last alert"
+    )
+    eased_followup: bool = Field(
+        False, description="tell alerted chats once when the pressure has eased"
+    )
+    pending_max_age_s: int = Field(
+        3600, ge=0, description="at start, unsent alerts older than this are dropped"
+    )
+    max_attempts: int = Field(5, ge=1, description="tries per message before giving up")
+    backoff_base_s: float = Field(
+        2.0, ge=0, description="first retry wait after a transient failure; doubles each time"
+    )
+    deactivate_after: int = Field(
+        3, ge=1, description="permanent failures in a row that deactivate a subscription"
+    )
 
 
 def condition_holds(explanation: Explanation, min_drivers: int) -> bool:

@@ -222,8 +222,15 @@ class Dispatcher:
                 )
             self._finish(run)
         except Exception as err:
-            # a bug or an untranslated error in one notifier must not stop the other targets
-            log.exception("unexpected error sending to subscription %d", subscription.id)
+            # a bug or an untranslated error in one notifier must not stop the other targets.
+            # Its text may hold a URL with the bot token in it: only the type is logged by
+            # default, the traceback at DEBUG.
+            log.error(
+                "unexpected %s sending to subscription %d; retrying as transient",
+                type(err).__name__,
+                subscription.id,
+            )
+            log.debug("details of the unexpected send error", exc_info=True)
             backoff = self._backoff_base_s * 2 ** (job.attempts - 1)
             self._retry_or_give_up(run, queue, job, err, backoff, detail=type(err).__name__)
         else:
