@@ -22,6 +22,8 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        # a copied .env.example leaves unused settings empty: empty means "use the default"
+        env_ignore_empty=True,
     )
 
     telegram_token: SecretStr | None = None
