@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import selectors
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -260,6 +260,3 @@ def append_line(path: Path, line: str) -> None:
     """Append one line; once write() returns, a killed process cannot lose it."""
     with path.open("a", encoding="utf-8") as handle:
         handle.write(line + "\n")
-
-
-AsyncFn = Callable[[], Awaitable[None]]
