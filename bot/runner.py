@@ -22,7 +22,7 @@ from bot.delivery import Notifier
 from bot.store import AlreadyRunning, Store
 from explainers.collect import Collector, utcnow
 from explainers.history import History
-from explainers.models import Replay
+from explainers.models import Explanation, Replay
 from explainers.replay import Scenario
 from explainers.service import Explainer
 from explainers.sources.http import USER_AGENT
@@ -133,6 +133,7 @@ class Jobs:
         self.explainer = explainer
         self.store = store
         self.engine = engine
+        self.fanouts: set[asyncio.Task[None]] = set()
 
     async def refresh(self) -> None:
         """Collect, store, explain, then evaluate the alert rule for every subscription."""
@@ -144,6 +145,14 @@ class Jobs:
         e = refreshed.explanation
         self.store.set_meta("last_refresh", e.data_time.isoformat())
         self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
+        # a large fan-out takes minutes at 30 messages/s; the next refresh must not wait for it.
+        # Each subscription's state is recorded before any send, so an overlapping evaluation
+        # cannot alert the same chat twice.
+        task = asyncio.create_task(self._evaluate(e))
+        self.fanouts.add(task)
+        task.add_done_callback(self.fanouts.discard)
+
+    async def _evaluate(self, e: Explanation) -> None:
         try:
             await self.engine.evaluate(e)
         except Exception:
@@ -239,6 +248,8 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
                 if scheduler.running:
                     scheduler.shutdown(wait=False)
                 await engine.aclose()  # in-flight sends finish; the rest stay pending
+                if jobs.fanouts:
+                    await asyncio.wait(jobs.fanouts)
                 for front in reversed(started):
                     with contextlib.suppress(Exception):
                         await front.stop()
