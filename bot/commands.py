@@ -167,3 +167,12 @@ class Replies:
 
     def eased(self, e: Explanation) -> str:
         return self._msg("eased", e=e)
+
+    def refresh_throttled(self, wait_s: int, every_s: int) -> str:
+        return self._msg("refresh_throttled", wait_s=wait_s, every_s=every_s)
+
+    def channel_refused(self, where: str, missing: list[str]) -> str:
+        return self._msg("channel_refused", where=where, missing=missing)
+
+    def channel_unsupported(self, where: str) -> str:
+        return self._msg("channel_unsupported", where=where)
