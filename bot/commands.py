@@ -176,3 +176,6 @@ class Replies:
 
     def channel_unsupported(self, where: str) -> str:
         return self._msg("channel_unsupported", where=where)
+
+    def button_throttled(self, wait_s: int, every_s: int) -> str:
+        return self._msg("button_throttled", wait_s=wait_s, every_s=every_s)
