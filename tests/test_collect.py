@@ -1,0 +1,100 @@
+"""Collection: retries, Retry-After, blocked sources left alone, stale data marked."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from bot.config import Settings
+from explainers.settings import SourceSettings
+from tests.replay_helpers import Upstream
+
+
+def _settings(**sources: object) -> Settings:
+    return Settings(_env_file=None, sources=SourceSettings(retry_backoff_s=0.0, **sources))
+
+
+async def _collect(upstream: Upstream, settings: Settings):
+    async with upstream.client(settings) as client:
+        explainer = upstream.explainer(client, settings)
+        return explainer, (await explainer.refresh()).snapshot
+
+
+def _fail_first(host: str, response: httpx.Response) -> tuple[list[int], object]:
+    seen: list[int] = []
+
+    def override(request: httpx.Request) -> httpx.Response | None:
+        if request.url.host != host:
+            return None
+        seen.append(1)
+        return response if len(seen) == 1 else None
+
+    return seen, override
+
+
+async def test_a_transient_error_is_retried_once() -> None:
+    upstream = Upstream()
+    seen, override = _fail_first("api.alternative.me", httpx.Response(503, text="busy"))
+    upstream.overrides.append(override)
+    _, snapshot = await _collect(upstream, _settings())
+    assert len(seen) == 2
+    assert snapshot.statuses["feargreed"].state == "ok"
+
+
+async def test_a_short_retry_after_is_waited_out_and_retried() -> None:
+    upstream = Upstream()
+    seen, override = _fail_first(
+        "api.alternative.me", httpx.Response(429, headers={"Retry-After": "0"})
+    )
+    upstream.overrides.append(override)
+    _, snapshot = await _collect(upstream, _settings())
+    assert len(seen) == 2 and snapshot.fear_greed is not None
+
+
+async def test_a_long_retry_after_is_left_to_the_next_refresh() -> None:
+    upstream = Upstream()
+    upstream.overrides.append(
+        lambda r: (
+            httpx.Response(429, headers={"Retry-After": "600"})
+            if r.url.host == "api.alternative.me"
+            else None
+        )
+    )
+    _, snapshot = await _collect(upstream, _settings())
+    status = snapshot.statuses["feargreed"]
+    assert (status.state, status.reason) == ("failed", "rate-limited: rate limited (HTTP 429)")
+    assert upstream.calls["api.alternative.me/fng/"] == 1
+
+
+async def test_a_blocked_source_is_not_asked_again_every_cycle() -> None:
+    upstream = Upstream()
+    upstream.overrides.append(
+        lambda r: (
+            httpx.Response(451, json={"code": 0, "msg": "restricted location"})
+            if r.url.host == "fapi.binance.com"
+            else None
+        )
+    )
+    settings = _settings(binance_enabled=True)
+    async with upstream.client(settings) as client:
+        explainer = upstream.explainer(client, settings)
+        first = (await explainer.refresh()).snapshot.statuses["binance"]
+        asked = sum(n for path, n in upstream.calls.items() if path.startswith("fapi.binance.com"))
+        upstream.advance(60)
+        second = (await explainer.refresh()).snapshot.statuses["binance"]
+        asked_again = sum(
+            n for path, n in upstream.calls.items() if path.startswith("fapi.binance.com")
+        )
+    assert first.state == "blocked" and "HTTP 451" in (first.reason or "")
+    assert second.state == "blocked" and "not asked again until" in (second.reason or "")
+    assert asked_again == asked
+
+
+async def test_old_data_is_marked_stale() -> None:
+    upstream = Upstream()
+    upstream.advance(timedelta(days=6).total_seconds())  # the recording is now six days old
+    _, snapshot = await _collect(upstream, _settings())
+    assert snapshot.statuses["farside"].state == "stale"
+    assert snapshot.statuses["coingecko"].state == "stale"
+    assert snapshot.statuses["rss_coindesk"].state == "ok"  # news has no regular cycle
