@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot import logs
 from bot.config import Settings
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
 from explainers import render
@@ -112,10 +113,16 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        # the answer itself names failed sources; the log would only repeat it in the terminal
-        level=logging.ERROR if args.command in ("why", "demo") else settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    # the answer itself names failed sources; the log would only repeat it in the terminal
+    quiet = args.command in ("why", "demo", "chart")
+    logs.configure(
+        logging.ERROR if quiet else settings.log_level.upper(),
+        secrets=[
+            settings.telegram_token,
+            settings.discord_token,
+            settings.sources.coingecko_api_key,
+            settings.sources.sosovalue_api_key,
+        ],
     )
     return asyncio.run(COMMANDS[args.command](args, settings))
 
