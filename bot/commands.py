@@ -157,7 +157,7 @@ class Replies:
         return self._msg("server_only")
 
     def unknown_command(self, name: str) -> str:
-        return self._msg("unknown_command", name=name)
+        return self._msg("unknown_command", command=name)
 
     def usage(self, name: str, problem: str | None = None) -> str:
         return self._msg("usage", line=command(name).usage(self.platform), problem=problem)
