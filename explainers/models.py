@@ -72,6 +72,18 @@ class Candles(SourceResult):
     candles: list[Candle]
 
 
+class PricePoint(Model):
+    ts: datetime
+    price: float
+
+
+class PriceSeries(SourceResult):
+    """A coin's USD price over time, oldest first (CoinGecko market_chart, Coinbase hourly candles)."""
+
+    symbol: str
+    points: list[PricePoint]
+
+
 class Liquidation(Model):
     exchange: str
     instrument: str

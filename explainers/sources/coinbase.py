@@ -1,4 +1,5 @@
-"""Coinbase Exchange: BTC-USD 1-minute candles (for the Coinbase premium) and 24h stats (fallback)."""
+"""Coinbase Exchange: BTC-USD 1-minute candles (for the Coinbase premium), 24h stats (fallback) and
+hourly candles (price history for charts when CoinGecko fails)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from typing import Any
 import httpx
 
 from explainers.errors import BadResponse
-from explainers.models import Candle, Candles, SpotPrice
+from explainers.models import Candle, Candles, PricePoint, PriceSeries, SpotPrice
 from explainers.settings import SourceSettings
 from explainers.sources.http import USER_AGENT, from_s, get_json, number
 
 SOURCE = "Coinbase"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
 CANDLE_SECONDS = 60
+HOUR_SECONDS = 3600
 
 
 def parse_candles(body: Any, product: str, limit: int = 5, now: datetime | None = None) -> Candles:
@@ -45,6 +47,32 @@ def parse_candles(body: Any, product: str, limit: int = 5, now: datetime | None 
         granularity_s=CANDLE_SECONDS,
         candles=candles,
     )
+
+
+def parse_hourly(
+    body: Any, product: str, now: datetime | None = None, hours: int = 24
+) -> PriceSeries:
+    """hourly candles body (rows [time, low, high, open, close, volume], newest first) -> the
+    closing price of each hour of the last `hours`, oldest first.
+
+    Each point is stamped at its hour's end; the hour still in progress is stamped `now`, its
+    close being the latest trade.
+    """
+    if not isinstance(body, list):
+        raise BadResponse(SOURCE, "candles are not a list")
+    moment = now or datetime.now(UTC)
+    since = moment - timedelta(hours=hours)
+    points: list[PricePoint] = []
+    for row in body:
+        if not isinstance(row, list) or len(row) < 5:
+            raise BadResponse(SOURCE, "candle row has an unexpected shape")
+        end = min(from_s(row[0], SOURCE, "time") + timedelta(seconds=HOUR_SECONDS), moment)
+        if end >= since:
+            points.append(PricePoint(ts=end, price=number(row[4], SOURCE, "close")))
+    if not points:
+        raise BadResponse(SOURCE, "no candles in the last day")
+    points.sort(key=lambda p: p.ts)
+    return PriceSeries(source=SOURCE, as_of=points[-1].ts, symbol=product, points=points)
 
 
 def parse_stats(body: Any, product: str, now: datetime | None = None) -> SpotPrice:
@@ -91,3 +119,20 @@ async def fetch_stats(
         client, SOURCE, f"{cfg.coinbase_url}/products/{product}/stats", headers=HEADERS
     )
     return parse_stats(body, product, now)
+
+
+async def fetch_hourly(
+    client: httpx.AsyncClient,
+    cfg: SourceSettings,
+    product: str = "BTC-USD",
+    now: datetime | None = None,
+) -> PriceSeries:
+    """The last 24 hourly closes of a product (price history when CoinGecko fails)."""
+    body = await get_json(
+        client,
+        SOURCE,
+        f"{cfg.coinbase_url}/products/{product}/candles",
+        params={"granularity": str(HOUR_SECONDS)},
+        headers=HEADERS,
+    )
+    return parse_hourly(body, product, now)

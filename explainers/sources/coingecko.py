@@ -1,4 +1,5 @@
-"""CoinGecko: the top coins by market cap with 1h/24h/7d changes, and the whole market's figures."""
+"""CoinGecko: the top coins by market cap with 1h/24h/7d changes, the whole market's figures, and a
+coin's price over the last day (for charts)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 import httpx
 
 from explainers.errors import BadResponse, RateLimited
-from explainers.models import CoinMarket, GlobalMarket, Markets
+from explainers.models import CoinMarket, GlobalMarket, Markets, PricePoint, PriceSeries
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, from_s, get_json, optional_number
+from explainers.sources.http import USER_AGENT, from_ms, from_s, get_json, optional_number
 
 SOURCE = "CoinGecko"
 
@@ -114,6 +115,28 @@ def parse_global(body: Any) -> GlobalMarket:
     return result
 
 
+def parse_market_chart(body: Any, coin_id: str) -> PriceSeries:
+    """/coins/{id}/market_chart body ({"prices": [[ms, price], ...]}) -> PriceSeries, oldest first.
+
+    A null price is a gap in the series, not a zero: that point is left out.
+    """
+    _check_status(body)
+    prices = body.get("prices") if isinstance(body, dict) else None
+    if not isinstance(prices, list):
+        raise BadResponse(SOURCE, "no price history")
+    points: list[PricePoint] = []
+    for row in prices:
+        if not isinstance(row, list) or len(row) < 2:
+            raise BadResponse(SOURCE, "a price point has an unexpected shape")
+        price = optional_number(row[1])
+        if price is not None:
+            points.append(PricePoint(ts=from_ms(row[0], SOURCE, "price time"), price=price))
+    if not points:
+        raise BadResponse(SOURCE, "price history is empty")
+    points.sort(key=lambda p: p.ts)
+    return PriceSeries(source=SOURCE, as_of=points[-1].ts, symbol=coin_id, points=points)
+
+
 async def fetch_markets(client: httpx.AsyncClient, cfg: SourceSettings) -> Markets:
     """The top 100 coins by market cap."""
     body = await get_json(
@@ -130,3 +153,20 @@ async def fetch_global(client: httpx.AsyncClient, cfg: SourceSettings) -> Global
     """Total market cap, its 24h change, and BTC dominance."""
     body = await get_json(client, SOURCE, f"{cfg.coingecko_url}/global", headers=_headers(cfg))
     return parse_global(body)
+
+
+async def fetch_market_chart(
+    client: httpx.AsyncClient, cfg: SourceSettings, coin_id: str, days: int = 1
+) -> PriceSeries:
+    """A coin's USD price over the last `days` (CoinGecko gives 5-minute points for one day)."""
+    if not coin_id or not all(ch.isalnum() or ch in "-_." for ch in coin_id):
+        # ids come from CoinGecko's own market list; anything else must not reach the URL path
+        raise ValueError("not a CoinGecko coin id")
+    body = await get_json(
+        client,
+        SOURCE,
+        f"{cfg.coingecko_url}/coins/{coin_id}/market_chart",
+        params={"vs_currency": "usd", "days": str(days)},
+        headers=_headers(cfg),
+    )
+    return parse_market_chart(body, coin_id)
