@@ -70,6 +70,15 @@ class Explainer:
         lookback.remember(snapshot, self.history)
         lb = lookback.lookback(snapshot, self.history, self.thresholds)
         results = drivers.evaluate(snapshot, lb, self.thresholds)
+        # each driver's state over time, so charts can mark where one started firing
+        self.history.add_figures(
+            snapshot.taken_at,
+            {
+                f"driver_{d.key}": 1.0 if d.state == "fired" else 0.0
+                for d in results
+                if d.state != "unknown"
+            },
+        )
         explanation = explain(
             snapshot, results, lb, self.thresholds, now=self.clock(), replay=self.replay
         )
