@@ -1,0 +1,98 @@
+"""Facts about a Telegram chat the front-end needs: where to answer, who may manage alerts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from telegram import Bot, Message
+from telegram.constants import ChatMemberStatus, ChatType
+
+from explainers.render import TELEGRAM_LIMIT
+
+MANAGERS = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
+_TRIMMED = "\n…"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A chat, or one forum topic of it: what a subscription is keyed by."""
+
+    chat_id: str
+    topic_id: int | None
+
+
+def target(message: Message) -> Target:
+    """The chat (and forum topic) a message was posted in."""
+    # In a non-forum group message_thread_id names a reply chain, not a topic: ignore it there.
+    topic = message.message_thread_id if message.is_topic_message else None
+    return Target(str(message.chat.id), topic)
+
+
+def where(message: Message) -> str:
+    """How replies name the place: "this chat", "this group", "this topic", "this channel"."""
+    if message.is_topic_message:
+        return "this topic"
+    places = {ChatType.PRIVATE: "this chat", ChatType.CHANNEL: "this channel"}
+    return places.get(message.chat.type, "this group")
+
+
+def sender(message: Message) -> str:
+    """Who sent a message, as /settings shows it."""
+    if message.chat.type == ChatType.CHANNEL:
+        return "the channel"
+    if message.sender_chat is not None and message.sender_chat.id == message.chat.id:
+        return "an anonymous administrator"
+    user = message.from_user
+    if user is None:
+        return "unknown"
+    return f"@{user.username}" if user.username else user.full_name
+
+
+async def may_manage(bot: Bot, message: Message) -> bool:
+    """Whether the sender may change this chat's alert subscription.
+
+    Private chats belong to their user; channel posts come from the channel's admins; in groups,
+    administrators and anonymous administrators (who post as the group itself) may.
+    """
+    chat = message.chat
+    if chat.type in (ChatType.PRIVATE, ChatType.CHANNEL):
+        return True
+    if message.sender_chat is not None:
+        # Anonymous admins post as the group; anyone else posting as a chat is a channel.
+        return message.sender_chat.id == chat.id
+    if message.from_user is None:
+        return False
+    member = await bot.get_chat_member(chat.id, message.from_user.id)
+    return member.status in MANAGERS
+
+
+def fit(html: str, limit: int = TELEGRAM_LIMIT) -> str:
+    """Cut an HTML reply at a line end so it fits; tags in our templates never span lines."""
+    if len(html) <= limit:
+        return html
+    cut = html[: limit - len(_TRIMMED)]
+    newline = cut.rfind("\n")
+    return (cut[:newline] if newline > 0 else cut) + _TRIMMED
+
+
+class Throttle:
+    """At most one action per key (a chat and a button) per period."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._last: dict[tuple[int, str], datetime] = {}
+
+    def take(self, key: tuple[int, str], now: datetime) -> int:
+        """Record the action and return 0, or return the whole seconds left to wait."""
+        last = self._last.get(key)
+        if last is not None:
+            left = self.period_s - (now - last).total_seconds()
+            if left > 0:
+                return max(1, round(left))
+        self._last[key] = now
+        if len(self._last) > 4096:  # forget chats that have been quiet for a period
+            self._last = {
+                k: t for k, t in self._last.items() if (now - t).total_seconds() < self.period_s
+            }
+        return 0
