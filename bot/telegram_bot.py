@@ -1,0 +1,392 @@
+"""The Telegram front-end: parse the update, ask the core, render, reply.
+
+Every command of the shared registry gets a handler; `/why` answers in HTML with "Refresh" and
+"Drivers" buttons. Replies go to the chat and forum topic the command came from. One error
+handler logs what failed and tells the user briefly. Alerts go out through `notifier`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import SecretStr
+from telegram import (
+    BotCommand,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bot.alerts import AlertSettings
+from bot.commands import Replies, UsageError, commands_for, parse_min_drivers
+from bot.store import Store
+from bot.telegram_chat import Throttle, fit, may_manage, sender, target, where
+from bot.telegram_notifier import NO_PREVIEW, TelegramNotifier
+from explainers import render
+from explainers.collect import utcnow
+from explainers.errors import CoinDataUnavailable, UnknownCoin
+from explainers.models import Explanation
+from explainers.service import Explainer
+from explainers.settings import Thresholds
+
+log = logging.getLogger("whydown.telegram")
+
+App = Application[Any, Any, Any, Any, Any, Any]
+Context = ContextTypes.DEFAULT_TYPE
+Handler = Callable[[Update, Context], Awaitable[None]]
+
+REFRESH_PERIOD_S = 30  # per chat: Refresh and Drivers presses, each
+CALLBACK_TEXT_LIMIT = 200  # answerCallbackQuery's notice
+CALLBACK_DATA_LIMIT = 64  # bytes
+REFRESH, DRIVERS = "why:refresh", "why:drivers"
+# Commands and channel posts; edited messages are not commands run again.
+INCOMING = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY]
+
+
+class TelegramFrontend:
+    """The bot on Telegram: command handlers, buttons, lifecycle, and the alert notifier."""
+
+    platform = "telegram"
+
+    def __init__(
+        self,
+        *,
+        token: SecretStr,
+        explainer: Explainer,
+        store: Store,
+        thresholds: Thresholds,
+        alert_settings: AlertSettings,
+        api_url: str = "https://api.telegram.org/bot",
+        file_url: str = "https://api.telegram.org/file/bot",
+        clock: Callable[[], datetime] = utcnow,
+        application_builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] | None = None,
+    ) -> None:
+        self.explainer = explainer
+        self.store = store
+        self.thresholds = thresholds
+        self.alert_settings = alert_settings
+        self.clock = clock
+        cooldown = alert_settings.cooldown_s
+        self.replies = Replies("telegram", "html", default_cooldown_s=cooldown)
+        self.notices = Replies("telegram", "text", default_cooldown_s=cooldown)  # plain popups
+        self._throttle = Throttle(REFRESH_PERIOD_S)
+        builder = application_builder or ApplicationBuilder()
+        self.application: App = (
+            builder.token(token.get_secret_value())
+            .base_url(api_url)
+            .base_file_url(file_url)
+            # No retries inside PTB: a RetryAfter must reach the alert dispatcher, which
+            # waits and retries itself; replies are paced within Telegram's limits.
+            .rate_limiter(AIORateLimiter(max_retries=0))
+            # Many chats asking at once share one refresh instead of queueing behind each other.
+            .concurrent_updates(True)
+            .build()
+        )
+        self.notifier = TelegramNotifier(
+            lambda: self.application.bot, store, self.replies, thresholds
+        )
+        self._register()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Initialize, publish the command menu, start handling updates, and poll."""
+        await self.application.initialize()
+        menu = [BotCommand(c.name, c.summary) for c in commands_for(self.platform)]
+        await self.application.bot.set_my_commands(menu)
+        await self.application.start()
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram: polling as @%s", self.application.bot.username)
+
+    async def stop(self) -> None:
+        """Stop polling, finish the updates in hand, and release the connections."""
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    # --- registration ------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        handlers: dict[str, Handler] = {
+            "start": self._help,
+            "help": self._help,
+            "why": self._why,
+            "drivers": self._drivers,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "settings": self._settings,
+            "history": self._history,
+            "status": self._status,
+        }
+        registry = {c.name for c in commands_for(self.platform)}
+        if registry != set(handlers):
+            raise RuntimeError(
+                f"handlers {sorted(handlers)} differ from registry {sorted(registry)}"
+            )
+        app = self.application
+        for name, handler in handlers.items():
+            app.add_handler(CommandHandler(name, handler, filters=INCOMING))
+        app.add_handler(MessageHandler(filters.COMMAND & INCOMING, self._unknown))
+        app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
+        app.add_handler(CallbackQueryHandler(self._refresh, pattern=rf"^{REFRESH}(:|$)"))
+        app.add_handler(CallbackQueryHandler(self._drivers_button, pattern=rf"^{DRIVERS}$"))
+        app.add_error_handler(self._on_error)
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def _help(self, update: Update, context: Context) -> None:
+        await self._reply(_message(update), self.replies.help())
+
+    async def _why(self, update: Update, context: Context) -> None:
+        message, args = _message(update), context.args or []
+        if len(args) > 1:
+            await self._reply(message, self.replies.usage("why"))
+            return
+        coin = args[0] if args else None
+        try:
+            explanation = await self.explainer.explain(coin)
+        except UnknownCoin as err:
+            await self._reply(message, self.replies.unknown_coin(err.query, err.suggestions))
+            return
+        except CoinDataUnavailable:
+            await self._reply(message, self.replies.coin_data_unavailable(coin or ""))
+            return
+        await self._reply(message, self._answer(explanation), keyboard(explanation))
+
+    async def _drivers(self, update: Update, context: Context) -> None:
+        explanation = await self.explainer.explain()
+        await self._reply(_message(update), self.replies.drivers(explanation))
+
+    async def _subscribe(self, update: Update, context: Context) -> None:
+        message, args = _message(update), context.args or []
+        if not await may_manage(context.bot, message):
+            await self._reply(message, self.replies.admins_only())
+            return
+        try:
+            if len(args) > 1:
+                raise UsageError(self.replies.usage("subscribe"))
+            default = self.alert_settings.default_min_drivers
+            min_drivers = parse_min_drivers(args[0] if args else None, default, self.platform)
+        except UsageError as err:
+            await self._reply(message, str(err))
+            return
+        place = target(message)
+        subscription = self.store.subscribe(
+            "telegram", place.chat_id, place.topic_id, min_drivers, sender(message), at=self.clock()
+        )
+        log.info("subscribed telegram chat %s topic %s", place.chat_id, place.topic_id)
+        await self._reply(message, self.replies.subscribed(subscription, where(message)))
+
+    async def _unsubscribe(self, update: Update, context: Context) -> None:
+        message = _message(update)
+        if not await may_manage(context.bot, message):
+            await self._reply(message, self.replies.admins_only())
+            return
+        place = target(message)
+        found = self.store.unsubscribe("telegram", place.chat_id, place.topic_id)
+        await self._reply(message, self.replies.unsubscribed(found, where(message)))
+
+    async def _settings(self, update: Update, context: Context) -> None:
+        message = _message(update)
+        place = target(message)
+        subscription = self.store.get_subscription("telegram", place.chat_id, place.topic_id)
+        await self._reply(message, self.replies.settings(subscription, where(message)))
+
+    async def _history(self, update: Update, context: Context) -> None:
+        await self._reply(_message(update), self.replies.history(self.store.recent_alerts()))
+
+    async def _status(self, update: Update, context: Context) -> None:
+        latest = self.explainer.latest
+        explanation = latest.explanation if latest is not None else None
+        counts = self.store.subscription_counts()
+        text = self.replies.status(explanation, counts, self.clock())
+        await self._reply(_message(update), text)
+
+    async def _unknown(self, update: Update, context: Context) -> None:
+        message = _message(update)
+        name, _, addressee = _command_word(message).partition("@")
+        bot_name = context.bot.username or ""
+        if addressee and addressee.lower() != bot_name.lower():
+            return  # meant for another bot in the group
+        if not addressee and message.chat.type != ChatType.PRIVATE:
+            return  # a bare /command in a group may be any bot's; answer only when named
+        await self._reply(message, self.replies.unknown_command(name))
+
+    async def _migrated(self, update: Update, context: Context) -> None:
+        message = _message(update)
+        if message.migrate_to_chat_id is not None:  # posted in the old group
+            old, new = message.chat.id, message.migrate_to_chat_id
+        elif message.migrate_from_chat_id is not None:  # posted in the new supergroup
+            old, new = message.migrate_from_chat_id, message.chat.id
+        else:
+            return
+        moved = self.store.migrate_chat("telegram", str(old), str(new))
+        if moved:
+            log.info("telegram chat %s became %s: %d subscription(s) moved", old, new, moved)
+
+    # --- buttons -----------------------------------------------------------------------------
+
+    async def _refresh(self, update: Update, context: Context) -> None:
+        query = _query(update)
+        if not await self._admit(query, "refresh"):
+            return
+        coin = (query.data or "").removeprefix(REFRESH).removeprefix(":") or None
+        try:
+            explanation = await self.explainer.explain(coin)
+        except UnknownCoin as err:
+            await query.answer(_notice(self.notices.unknown_coin(err.query, err.suggestions)))
+            return
+        except CoinDataUnavailable:
+            await query.answer(_notice(self.notices.coin_data_unavailable(coin or "")))
+            return
+        try:
+            await query.edit_message_text(
+                self._answer(explanation),
+                parse_mode=ParseMode.HTML,
+                link_preview_options=NO_PREVIEW,
+                reply_markup=keyboard(explanation),
+            )
+        except BadRequest as err:
+            # Nothing changed since the last answer: the message is already up to date.
+            if "message is not modified" not in err.message.lower():
+                raise
+        await query.answer()
+
+    async def _drivers_button(self, update: Update, context: Context) -> None:
+        query = _query(update)
+        if not await self._admit(query, "drivers"):
+            return
+        explanation = await self.explainer.explain()
+        await query.answer()
+        if isinstance(query.message, Message):
+            await self._reply(query.message, self.replies.drivers(explanation))
+
+    async def _admit(self, query: CallbackQuery, action: str) -> bool:
+        """Apply the per-chat throttle; tell the presser how long to wait when it says no."""
+        chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+        wait = self._throttle.take((chat_id, action), self.clock())
+        if wait:
+            await query.answer(_notice(self.notices.button_throttled(wait, REFRESH_PERIOD_S)))
+        return not wait
+
+    # --- sending and errors ------------------------------------------------------------------
+
+    def _answer(self, explanation: Explanation) -> str:
+        return render.telegram_html(explanation, self.thresholds)
+
+    async def _reply(
+        self, message: Message, html: str, markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """Answer in the message's chat and forum topic, in HTML, without link previews."""
+        await message.reply_text(
+            fit(html),
+            parse_mode=ParseMode.HTML,
+            link_preview_options=NO_PREVIEW,
+            reply_markup=markup,
+        )
+
+    async def _on_error(self, update: object, context: Context) -> None:
+        """Log what failed with its context; tell the user briefly, never the error itself."""
+        error = context.error
+        if not isinstance(update, Update):
+            # Polling trouble (no update): PTB retries on its own.
+            log.warning("telegram: %s while polling", type(error).__name__)
+            return
+        log.error("telegram: handling %s failed", _describe(update), exc_info=error)
+        if _unanswerable(error):
+            return
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(_notice(self.notices.failed()))
+            elif update.effective_message is not None:
+                await self._reply(update.effective_message, self.replies.failed())
+        except TelegramError as err:
+            log.warning("telegram: could not tell the chat about the failure (%s)", err.message)
+
+
+def keyboard(explanation: Explanation) -> InlineKeyboardMarkup:
+    """The buttons under an answer: Refresh (the same question again) and Drivers."""
+    refresh = REFRESH
+    if explanation.coin is not None:
+        with_coin = f"{REFRESH}:{explanation.coin.id}"
+        if len(with_coin.encode()) <= CALLBACK_DATA_LIMIT:
+            refresh = with_coin
+        elif len(f"{REFRESH}:{explanation.coin.symbol}".encode()) <= CALLBACK_DATA_LIMIT:
+            refresh = f"{REFRESH}:{explanation.coin.symbol}"
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Refresh", callback_data=refresh),
+                InlineKeyboardButton("Drivers", callback_data=DRIVERS),
+            ]
+        ]
+    )
+
+
+def _message(update: Update) -> Message:
+    message = update.effective_message
+    if message is None:  # the handlers' filters only let messages and channel posts through
+        raise RuntimeError(f"update {update.update_id} has no message")
+    return message
+
+
+def _query(update: Update) -> CallbackQuery:
+    if update.callback_query is None:
+        raise RuntimeError(f"update {update.update_id} has no callback query")
+    return update.callback_query
+
+
+def _command_word(message: Message) -> str:
+    """The command a message starts with, without the slash: "why" or "why@somebot"."""
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            return text[1 : entity.length]
+    return text[1:].split(maxsplit=1)[0] if text.startswith("/") else text
+
+
+def _unanswerable(error: BaseException | None) -> bool:
+    """The chat cannot be answered now: it blocked us, flood control, or the network is down."""
+    if isinstance(error, BadRequest):
+        return False
+    return isinstance(error, (Forbidden, RetryAfter, NetworkError))
+
+
+def _notice(text: str) -> str:
+    """A callback-query notice fits in 200 characters."""
+    return text if len(text) <= CALLBACK_TEXT_LIMIT else text[: CALLBACK_TEXT_LIMIT - 1] + "…"
+
+
+def _describe(update: Update) -> str:
+    """What an update was, for the log: its id, chat and the start of its text."""
+    chat = update.effective_chat
+    where_ = f"chat {chat.id} ({chat.type})" if chat is not None else "no chat"
+    if update.callback_query is not None:
+        what = f"button {update.callback_query.data!r}"
+    else:
+        message = update.effective_message
+        what = repr((message.text or "")[:80]) if message is not None else "an update"
+    return f"update {update.update_id} in {where_}: {what}"
