@@ -1,0 +1,579 @@
+"""The Telegram front-end: the real Application polling the emulator, judged by what users see."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.alerts import AlertEngine, AlertSettings
+from bot.commands import Replies, commands_for
+from bot.config import Settings
+from bot.delivery import (
+    AlertMessage,
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryAfter,
+    TransientDeliveryError,
+)
+from bot.store import Store
+from bot.telegram_bot import TelegramFrontend
+from explainers.render import TELEGRAM_LIMIT
+from explainers.service import Explainer
+from tests.replay_helpers import Upstream
+from tests.telegram_harness import Chat, TelegramEmulator, User
+from tests.telegram_scenarios import Failures, command_lines, eventually, notices, running
+
+pytest_plugins = ["tests.telegram_harness.fixtures"]
+
+ALICE = User(5001, "Alice", "alice")
+BOB = User(5002, "Bob", "bob")
+REPLIES = Replies("telegram", "html")
+VERDICT = "<b>Crypto is down: total market cap -13.9% in 24h, BTC -13.1% (-2.4% in 1h).</b>"
+FIRING = [
+    "Fear spreading",
+    "ETF outflows",
+    "Institutional selling",
+    "Liquidation cascade",
+    "Stock market weakness",
+]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None)
+
+
+@pytest.fixture
+def upstream() -> Upstream:
+    return Upstream()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "whydown.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def explainer(upstream: Upstream, settings: Settings) -> AsyncIterator[Explainer]:
+    async with upstream.client(settings) as client:
+        yield upstream.explainer(client, settings)
+
+
+@pytest.fixture
+def failures() -> Iterator[Failures]:
+    """Errors the front-end logged; a test that expects some empties the list."""
+    handler = Failures()
+    logger = logging.getLogger("whydown.telegram")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    assert [r.getMessage() for r in handler.records] == []
+
+
+@pytest.fixture
+def frontend(
+    telegram_emulator: TelegramEmulator,
+    explainer: Explainer,
+    store: Store,
+    upstream: Upstream,
+    settings: Settings,
+    failures: Failures,
+) -> TelegramFrontend:
+    return TelegramFrontend(
+        token=SecretStr(telegram_emulator.token),
+        explainer=explainer,
+        store=store,
+        thresholds=settings.thresholds,
+        alert_settings=AlertSettings(),
+        api_url=telegram_emulator.base_url,
+        file_url=telegram_emulator.base_file_url,
+        clock=upstream.clock,
+        application_builder=telegram_emulator.application_builder(),
+    )
+
+
+def admin_in(emulator: TelegramEmulator, chat: Chat, *admins: User) -> None:
+    """Declare `chat`, with `admins` as its administrators and BOB as a plain member."""
+    emulator.layer.add_chat(chat.to_api())
+    for admin in admins:
+        emulator.layer.set_member(chat.id, admin.to_api(), "administrator")
+    emulator.layer.set_member(chat.id, BOB.to_api(), "member")
+
+
+# --- /why --------------------------------------------------------------------------------------
+
+
+async def test_why_in_a_private_chat_answers_with_the_drivers_and_buttons(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "why", user=ALICE)
+        answer = await client.wait_for_reply(chat)
+
+    assert answer.text is not None
+    assert VERDICT in answer.text
+    assert "5 of 6 sell-off drivers are firing." in answer.text
+    for rank, name in enumerate(FIRING, start=1):
+        assert f"<b>{rank}. {name}</b>" in answer.text
+    assert "Information only, not financial advice." in answer.text
+    assert answer.parse_mode == "HTML"
+    assert answer.link_preview_disabled is True
+    assert len(answer.text) <= TELEGRAM_LIMIT
+    assert [[b.text for b in row] for row in answer.buttons] == [["Refresh", "Drivers"]]
+
+
+async def test_why_in_a_group_quotes_the_command_and_gives_the_same_answer(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, group = telegram_emulator.client, Chat.group("Traders")
+    async with running(frontend):
+        asked = await client.send_command(group, "why", user=BOB)
+        answer = await client.wait_for_reply(group)
+        # Addressed to this bot by name, as Telegram's menu sends it in groups.
+        await client.send_command(group, "why", mention=True, user=ALICE)
+        again = await client.wait_for_reply(group)
+
+    assert answer.reply_to_message_id == asked
+    assert answer.text is not None and VERDICT in answer.text
+    assert all(f". {name}</b>" in answer.text for name in FIRING)
+    assert again.text == answer.text
+    assert [b.text for b in answer.buttons[0]] == ["Refresh", "Drivers"]
+
+
+async def test_why_for_a_coin_keeps_the_coin_on_its_refresh_button(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "why", "sol", user=ALICE)
+        answer = await client.wait_for_reply(chat)
+
+    assert answer.text is not None and "SOL" in answer.text
+    assert answer.button("Refresh").callback_data == "why:refresh:solana"
+
+
+async def test_why_for_an_unknown_coin_suggests_close_matches(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "why", "sool", user=ALICE)
+        unknown = await client.wait_for_reply(chat)
+        await client.send_command(chat, "why", "<b>x</b>", user=ALICE)
+        markup = await client.wait_for_reply(chat)
+
+    assert unknown.text == REPLIES.unknown_coin("sool", ["SOL", "solana"])
+    assert "Did you mean SOL, solana?" in unknown.text
+    assert unknown.buttons == ()
+    # What the user typed comes back escaped, never as markup.
+    assert markup.text is not None
+    assert "&lt;b&gt;x&lt;/b&gt;" in markup.text and "<b>x" not in markup.text
+
+
+# --- buttons -----------------------------------------------------------------------------------
+
+
+async def test_refresh_edits_the_answer_in_place_with_newer_data(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, upstream: Upstream
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "why", user=ALICE)
+        first = await client.wait_for_reply(chat)
+        upstream.advance(120)  # past the cache's age: the next answer is a new refresh
+        await client.press_button(first, "Refresh", user=ALICE)
+        edited = await client.wait_for_edit(first)
+
+    assert first.text is not None and "Data as of 08:00 UTC, 5 Aug 2024" in first.text
+    assert edited.message_id == first.message_id
+    assert edited.text is not None and "Data as of 08:02 UTC, 5 Aug 2024" in edited.text
+    assert VERDICT in edited.text
+    assert edited.parse_mode == "HTML"
+    assert [[b.text for b in row] for row in edited.buttons] == [["Refresh", "Drivers"]]
+    assert await client.bot_messages(chat) == [edited]  # edited, not sent again
+    assert notices(telegram_emulator.layer) == [None]
+
+
+async def test_refresh_is_throttled_per_chat_and_an_unchanged_answer_is_fine(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, layer = telegram_emulator.client, telegram_emulator.layer
+    chat, other = Chat.private(ALICE), Chat.private(BOB)
+    async with running(frontend):
+        await client.send_command(chat, "why", user=ALICE)
+        answer = await client.wait_for_reply(chat)
+        await client.send_command(other, "why", user=BOB)
+        elsewhere = await client.wait_for_reply(other)
+        # Same data: Telegram says "message is not modified", which is success here.
+        await client.press_button(answer, "Refresh", user=ALICE)
+        await eventually(lambda: len(notices(layer)) == 1, "the first press answered")
+        await client.press_button(answer, "Refresh", user=ALICE)
+        await eventually(lambda: len(notices(layer)) == 2, "the second press answered")
+        await client.press_button(elsewhere, "Refresh", user=BOB)
+        await eventually(lambda: len(notices(layer)) == 3, "the other chat's press answered")
+
+    throttled = REPLIES.button_throttled(30, 30)
+    assert notices(layer) == [None, throttled, None]
+    assert "Try again in 30 s." in throttled
+    assert await client.bot_messages(chat) == [answer]
+
+
+async def test_drivers_button_posts_every_driver_with_its_state(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, forum = telegram_emulator.client, Chat.supergroup("Desk", forum=True)
+    async with running(frontend):
+        await client.send_command(forum, "why", user=ALICE, thread_id=77)
+        answer = await client.wait_for_reply(forum, thread_id=77)
+        await client.press_button(answer, "Drivers", user=BOB)
+        drivers = await client.wait_for_reply(forum, thread_id=77)
+
+    assert drivers.text is not None
+    assert drivers.text.startswith("<b>Sell-off drivers</b> (data as of 08:00 UTC, 5 Aug 2024)")
+    for name in FIRING:
+        assert f"<b>{name}</b>: FIRING" in drivers.text
+    assert "<b>Fed uncertainty</b>: quiet" in drivers.text
+    assert drivers.reply_to_message_id == answer.message_id
+
+
+# --- subscriptions -----------------------------------------------------------------------------
+
+
+async def test_subscribe_is_refused_to_a_group_member(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, store: Store
+) -> None:
+    client, group = telegram_emulator.client, Chat.supergroup("Desk")
+    admin_in(telegram_emulator, group, ALICE)
+    async with running(frontend):
+        await client.send_command(group, "subscribe", user=BOB)
+        refused = await client.wait_for_reply(group)
+        await client.send_command(group, "unsubscribe", user=BOB)
+        refused_too = await client.wait_for_reply(group)
+
+    assert refused.text == REPLIES.admins_only()
+    assert refused_too.text == REPLIES.admins_only()
+    assert store.subscriptions(active_only=False) == []
+
+
+async def test_subscribe_by_an_admin_in_a_forum_topic_and_by_an_anonymous_admin(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, store: Store
+) -> None:
+    client = telegram_emulator.client
+    forum, group = Chat.supergroup("Desk", forum=True), Chat.supergroup("Floor")
+    admin_in(telegram_emulator, forum, ALICE)
+    admin_in(telegram_emulator, group)
+    async with running(frontend):
+        await client.send_command(forum, "subscribe", user=ALICE, thread_id=77)
+        in_topic = await client.wait_for_reply(forum, thread_id=77)
+        await client.send_command(group, "subscribe", "4", anonymous_admin=True)
+        anonymous = await client.wait_for_reply(group)
+        await client.send_command(group, "settings", user=BOB)
+        settings = await client.wait_for_reply(group)
+
+    topic_row = store.get_subscription("telegram", str(forum.id), 77)
+    group_row = store.get_subscription("telegram", str(group.id), None)
+    assert topic_row is not None and topic_row.active
+    assert (topic_row.min_drivers, topic_row.subscribed_by) == (3, "@alice")
+    assert group_row is not None and group_row.active
+    assert (group_row.min_drivers, group_row.subscribed_by) == (4, "an anonymous administrator")
+    assert store.get_subscription("telegram", str(forum.id), None) is None
+    assert in_topic.text == REPLIES.subscribed(topic_row, "this topic")
+    assert in_topic.text.startswith("Subscribed this topic to crash alerts")
+    assert anonymous.text == REPLIES.subscribed(group_row, "this group")
+    assert settings.text is not None
+    assert "<b>Crash alerts</b> for this group: at least 4 drivers" in settings.text
+
+
+async def test_channel_posts_manage_the_channel_subscription(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, store: Store
+) -> None:
+    client, channel = telegram_emulator.client, Chat.channel("Alerts", "crash_alerts")
+    async with running(frontend):
+        await client.send_command(channel, "subscribe", "2")
+        subscribed = await client.wait_for_reply(channel)
+        await client.send_command(channel, "unsubscribe")
+        unsubscribed = await client.wait_for_reply(channel)
+
+    row = store.get_subscription("telegram", str(channel.id), None)
+    assert row is not None and not row.active
+    assert (row.min_drivers, row.subscribed_by) == (2, "the channel")
+    assert subscribed.text is not None
+    assert subscribed.text.startswith("Subscribed this channel to crash alerts")
+    assert unsubscribed.text == REPLIES.unsubscribed(True, "this channel")
+
+
+async def test_group_upgraded_to_a_supergroup_keeps_its_subscription(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, store: Store
+) -> None:
+    client, group = telegram_emulator.client, Chat.group("Old desk")
+    supergroup = Chat.supergroup("Old desk")
+    admin_in(telegram_emulator, group, ALICE)
+    admin_in(telegram_emulator, supergroup, ALICE)
+    async with running(frontend):
+        await client.send_command(group, "subscribe", "5", user=ALICE)
+        await client.wait_for_reply(group)
+        # Telegram posts the move in both chats: "moved to" in the old, "moved from" in the new.
+        await client.send_message(
+            group, None, user=ALICE, extra={"migrate_to_chat_id": supergroup.id}
+        )
+        await client.send_message(
+            supergroup, None, user=ALICE, extra={"migrate_from_chat_id": group.id}
+        )
+        await eventually(
+            lambda: store.get_subscription("telegram", str(supergroup.id), None) is not None,
+            "the subscription to move",
+        )
+        await client.send_command(supergroup, "settings", user=ALICE)
+        settings = await client.wait_for_reply(supergroup)
+
+    moved = store.get_subscription("telegram", str(supergroup.id), None)
+    assert moved is not None and moved.active and moved.min_drivers == 5
+    assert store.get_subscription("telegram", str(group.id), None) is None
+    assert settings.text is not None
+    assert "<b>Crash alerts</b> for this group: at least 5 drivers" in settings.text
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+async def test_alert_reaches_the_subscribed_forum_topic_when_the_rule_is_crossed(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    store: Store,
+    explainer: Explainer,
+) -> None:
+    client, forum = telegram_emulator.client, Chat.supergroup("Desk", forum=True)
+    admin_in(telegram_emulator, forum, ALICE)
+    engine = AlertEngine(store, AlertSettings(), {"telegram": frontend.notifier})
+    async with running(frontend):
+        await client.send_command(forum, "subscribe", user=ALICE, thread_id=77)
+        await client.wait_for_reply(forum, thread_id=77)
+        explanation = await explainer.explain()
+        alert = await engine.evaluate(explanation)
+        delivered = await client.wait_for_reply(forum, thread_id=77)
+
+    assert alert is not None and alert.driver_count == 5
+    assert delivered.text is not None
+    assert delivered.text.startswith("<b>Crash alert</b>: 5 sell-off drivers firing together.\n\n")
+    assert VERDICT in delivered.text
+    assert all(f". {name}</b>" in delivered.text for name in FIRING)
+    assert len(delivered.text) <= TELEGRAM_LIMIT
+    assert delivered.parse_mode == "HTML"
+    assert delivered.link_preview_disabled is True
+    assert delivered.message_thread_id == 77
+    assert await client.bot_messages(forum, thread_id=1) == []
+    row = store.get_subscription("telegram", str(forum.id), 77)
+    assert row is not None and row.last_alert_at is not None
+
+
+async def test_a_403_on_delivery_deactivates_the_subscription(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    store: Store,
+    explainer: Explainer,
+) -> None:
+    client, layer = telegram_emulator.client, telegram_emulator.layer
+    gone, kept = Chat.supergroup("Removed the bot"), Chat.private(ALICE)
+    layer.add_chat(gone.to_api())
+    store.subscribe("telegram", str(gone.id), None, 3, "@bob")
+    store.subscribe("telegram", str(kept.id), None, 3, "@alice")
+    layer.inject_error(gone.id, method="sendMessage", description="Forbidden: bot was kicked")
+    engine = AlertEngine(store, AlertSettings(deactivate_after=1), {"telegram": frontend.notifier})
+    async with running(frontend):
+        await engine.evaluate(await explainer.explain())
+        delivered = await client.wait_for_reply(kept)
+
+    dropped = store.get_subscription("telegram", str(gone.id), None)
+    assert dropped is not None and not dropped.active
+    assert [s.chat_id for s in store.subscriptions()] == [str(kept.id)]
+    assert await client.bot_messages(gone) == []
+    assert delivered.text is not None and delivered.text.startswith("<b>Crash alert</b>")
+
+
+async def test_an_alert_to_a_migrated_group_follows_it_to_the_supergroup(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    store: Store,
+    explainer: Explainer,
+) -> None:
+    client, layer = telegram_emulator.client, telegram_emulator.layer
+    group, supergroup = Chat.group("Old desk"), Chat.supergroup("Old desk")
+    layer.add_chat(group.to_api())
+    layer.add_chat(supergroup.to_api())
+    store.subscribe("telegram", str(group.id), None, 3, "@alice")
+    layer.inject_error(group.id, method="sendMessage", migrate_to_chat_id=supergroup.id)
+    engine = AlertEngine(store, AlertSettings(), {"telegram": frontend.notifier})
+    async with running(frontend):
+        await engine.evaluate(await explainer.explain())
+        delivered = await client.wait_for_reply(supergroup)
+
+    assert delivered.text is not None and delivered.text.startswith("<b>Crash alert</b>")
+    assert [s.chat_id for s in store.subscriptions()] == [str(supergroup.id)]
+    assert await client.bot_messages(group) == []
+
+
+# PTB's own RetryAfter constructor warns about its coming timedelta type.
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+@pytest.mark.parametrize(
+    ("injected", "expected"),
+    [
+        ({"error_code": 403}, PermanentDeliveryError),
+        ({"error_code": 400, "description": "Bad Request: chat not found"}, PermanentDeliveryError),
+        ({"error_code": 429, "retry_after": 7}, RetryAfter),
+        ({"error_code": 502, "description": "Bad Gateway"}, TransientDeliveryError),
+        ({"error_code": 400, "description": "Bad Request: can't parse entities"}, DeliveryError),
+    ],
+)
+async def test_notifier_translates_bot_api_errors_for_the_dispatcher(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    store: Store,
+    explainer: Explainer,
+    injected: dict[str, object],
+    expected: type[DeliveryError],
+) -> None:
+    chat = Chat.private(ALICE)
+    subscription = store.subscribe("telegram", str(chat.id), None, 3, "@alice")
+    telegram_emulator.layer.inject_error(chat.id, method="sendMessage", **injected)  # type: ignore[arg-type]
+    message = AlertMessage(kind="alert", alert_id=1, explanation=await explainer.explain())
+    async with running(frontend):
+        with pytest.raises(DeliveryError) as raised:
+            await frontend.notifier.send(subscription, message)
+
+    assert type(raised.value) is expected
+    if isinstance(raised.value, RetryAfter):
+        assert raised.value.seconds == 7
+    assert telegram_emulator.token not in str(raised.value)
+    assert "http" not in str(raised.value)
+
+
+# --- the command list, usage lines and errors --------------------------------------------------
+
+
+async def test_help_and_start_list_exactly_the_registry_commands(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "help", user=ALICE)
+        help_ = await client.wait_for_reply(chat)
+        await client.send_command(chat, "start", user=ALICE)
+        start = await client.wait_for_reply(chat)
+
+    registry = [c.usage("telegram") for c in commands_for("telegram")]
+    assert help_.text is not None
+    assert command_lines(help_.text) == registry
+    assert "/why [coin]" in registry and "/subscribe [min_drivers]" in registry
+    assert start.text == help_.text
+
+
+async def test_command_menu_is_published_from_the_registry_at_start(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    async with running(frontend):
+        published = telegram_emulator.layer.commands()
+
+    assert published == [
+        {"command": c.name, "description": c.summary} for c in commands_for("telegram")
+    ]
+
+
+async def test_unknown_commands_and_bad_arguments_get_the_usage_line(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, store: Store
+) -> None:
+    client = telegram_emulator.client
+    chat, group = Chat.private(ALICE), Chat.supergroup("Desk")
+    admin_in(telegram_emulator, group, ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "price", user=ALICE)
+        unknown = await client.wait_for_reply(chat)
+        await client.send_command(chat, "subscribe", "seven", user=ALICE)
+        bad = await client.wait_for_reply(chat)
+        await client.send_command(chat, "why", "btc eth", user=ALICE)
+        too_many = await client.wait_for_reply(chat)
+        await client.send_command(group, "subscribe", "9", user=ALICE)
+        out_of_range = await client.wait_for_reply(group)
+        # In a group, a bare unknown command may be another bot's: only a named one is answered.
+        await client.send_command(group, "price", user=BOB)
+        await client.send_command(group, "price", mention=True, user=BOB)
+        named = await client.wait_for_reply(group)
+
+    assert unknown.text == REPLIES.unknown_command("price")
+    assert unknown.text == "I don't know the command /price. Send /help for the list."
+    expected = "min_drivers must be a whole number from 2 to 6. Usage: /subscribe [min_drivers]"
+    assert bad.text == expected
+    assert out_of_range.text == expected
+    assert too_many.text == "Usage: /why [coin]"
+    assert named.text == REPLIES.unknown_command("price")
+    assert [m.text for m in await client.bot_messages(group)] == [expected, named.text]
+    assert store.subscriptions(active_only=False) == []
+
+
+async def test_every_other_command_answers(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, store: Store
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    answers: dict[str, str | None] = {}
+    async with running(frontend):
+        for name in ("status", "drivers", "settings", "history", "subscribe", "unsubscribe"):
+            await client.send_command(chat, name, user=ALICE)
+            answers[name] = (await client.wait_for_reply(chat)).text
+
+    assert answers["status"] == REPLIES.status(None, {}, Upstream().now)  # before any refresh
+    assert (answers["drivers"] or "").startswith("<b>Sell-off drivers</b>")
+    assert answers["settings"] == REPLIES.settings(None, "this chat")
+    assert answers["history"] == REPLIES.history([])
+    assert (answers["subscribe"] or "").startswith("Subscribed this chat to crash alerts")
+    assert answers["unsubscribe"] == REPLIES.unsubscribed(True, "this chat")
+    row = store.get_subscription("telegram", str(chat.id), None)
+    assert row is not None and not row.active
+
+
+async def test_a_failing_handler_gives_a_brief_reply_without_the_error(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    explainer: Explainer,
+    failures: Failures,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(coin: str | None = None) -> None:
+        raise RuntimeError("boom at https://api.example/?key=s3cret")
+
+    monkeypatch.setattr(explainer, "explain", broken)
+    client, group = telegram_emulator.client, Chat.supergroup("Desk", forum=True)
+    async with running(frontend):
+        await client.send_command(group, "why", user=ALICE, thread_id=77)
+        reply = await client.wait_for_reply(group, thread_id=77)
+
+    assert reply.text == REPLIES.failed()
+    assert "boom" not in reply.text and "s3cret" not in reply.text
+    (logged,) = failures.records
+    assert logged.exc_info is not None and isinstance(logged.exc_info[1], RuntimeError)
+    assert "/why" in logged.getMessage()
+    failures.records.clear()
+
+
+async def test_the_bot_api_url_setting_is_enough_to_reach_the_server(
+    telegram_emulator: TelegramEmulator, explainer: Explainer, store: Store, settings: Settings
+) -> None:
+    frontend = TelegramFrontend(
+        token=SecretStr(telegram_emulator.token),
+        explainer=explainer,
+        store=store,
+        thresholds=settings.thresholds,
+        alert_settings=AlertSettings(),
+        api_url=telegram_emulator.base_url,
+        file_url=telegram_emulator.base_file_url,
+    )
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "help", user=ALICE)
+        reply = await client.wait_for_reply(chat)
+
+    assert reply.text == REPLIES.help()
