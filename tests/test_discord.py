@@ -515,3 +515,35 @@ def test_the_bot_asks_for_no_privileged_intent() -> None:
     wanted = intents()
     assert not (wanted.members or wanted.presences or wanted.message_content)
     assert wanted.guilds
+
+
+async def test_commands_sync_to_one_guild_when_a_guild_id_is_set(
+    explainer: Explainer, store: Store, settings: Settings, upstream: Upstream
+) -> None:
+    guild_id = 1456074443980800555
+    frontend = DiscordFrontend(
+        token=SecretStr("never-sent-offline"),
+        explainer=explainer,
+        store=store,
+        thresholds=settings.thresholds,
+        alert_settings=AlertSettings(),
+        guild_id=guild_id,
+        clock=upstream.clock,
+    )
+    env = simcord.Env(frontend.client)
+    guild = env.create_guild("Testing", id=guild_id)  # exists before the bot logs in and syncs
+    await env.start()
+    try:
+        synced_here = await frontend.client.tree.fetch_commands(guild=discord.Object(guild_id))
+        synced_globally = await frontend.client.tree.fetch_commands()
+        channel = guild.create_text_channel("bots")
+        member = guild.add_member(env.create_user("tester"))
+        answer = await member.slash(channel, "help")
+    finally:
+        await env.shutdown()
+    env.raise_errors()
+
+    assert sorted(c.name for c in synced_here) == sorted(c.name for c in commands_for("discord"))
+    assert synced_globally == []
+    assert answer.response is not None
+    assert answer.response.content.startswith("**whydown: why is crypto down?**")
