@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -11,35 +12,39 @@ REDACTED = "[redacted]"
 # these log every request URL at INFO; Telegram's URLs contain the bot token
 NOISY = ("httpx", "httpcore", "apscheduler.executors.default", "discord.gateway")
 
+_BASE_FACTORY = logging.getLogRecordFactory()
 
-class SecretFilter(logging.Filter):
-    """Replaces every configured secret in a record's final message (args included)."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+def _scrubbing_factory(secrets: list[str]) -> Any:
+    """A record factory that removes secrets as records are made, so every handler (ours, a
+    library's, a test runner's) only ever sees the scrubbed text."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = _BASE_FACTORY(*args, **kwargs)
         message = record.getMessage()
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        text = record.exc_text or ""
-        for secret in self.secrets:
-            message = message.replace(secret, REDACTED)
-            text = text.replace(secret, REDACTED)
-        record.msg, record.args = message, None
-        if record.exc_text:
+        if any(secret in message for secret in secrets):
+            for secret in secrets:
+                message = message.replace(secret, REDACTED)
+            record.msg, record.args = message, None
+        if record.exc_info:
+            # format the traceback now (handlers reuse exc_text) so it can be scrubbed too
+            text = logging.Formatter().formatException(record.exc_info)
+            for secret in secrets:
+                text = text.replace(secret, REDACTED)
             record.exc_text = text
-        return True
+        return record
+
+    return factory
 
 
 def configure(level: str | int, secrets: Iterable[SecretStr | None] = ()) -> None:
     """Root logging to stderr with every secret scrubbed, whichever library logs it."""
+    values = sorted(
+        {s.get_secret_value() for s in secrets if s is not None} - {""}, key=len, reverse=True
+    )
+    logging.setLogRecordFactory(_scrubbing_factory(values) if values else _BASE_FACTORY)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(SecretFilter(s.get_secret_value() for s in secrets if s is not None))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr
@@ -12,35 +13,42 @@ from bot import logs
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
 
 
-@pytest.fixture
-def captured(capsys: pytest.CaptureFixture[str]):
-    logs.configure(logging.DEBUG, secrets=[SecretStr(TOKEN), None])
-    yield capsys
+@pytest.fixture(autouse=True)
+def _restore() -> Iterator[None]:
+    yield
+    logs.configure(logging.WARNING)  # back to the plain record factory
     logging.getLogger().handlers.clear()
 
 
-def test_token_in_a_library_message_is_redacted(captured: pytest.CaptureFixture[str]) -> None:
+def _configure() -> None:
+    # inside the test itself: the handler binds to the stderr that capsys captures for this phase
+    logs.configure(logging.DEBUG, secrets=[SecretStr(TOKEN), None])
+
+
+def test_token_in_a_library_message_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    _configure()
     logging.getLogger("telegram.ext").warning(
         "POST https://api.telegram.org/bot%s/getUpdates failed", TOKEN
     )
-    err = captured.readouterr().err
+    err = capsys.readouterr().err
     assert TOKEN not in err
     assert "https://api.telegram.org/bot[redacted]/getUpdates failed" in err
 
 
-def test_token_in_a_traceback_is_redacted(captured: pytest.CaptureFixture[str]) -> None:
+def test_token_in_a_traceback_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    _configure()
     try:
         raise RuntimeError(f"connection to /bot{TOKEN}/sendMessage reset")
     except RuntimeError:
         logging.getLogger("whydown").exception("send failed")
-    err = captured.readouterr().err
-    assert (
-        TOKEN not in err and "RuntimeError: connection to /bot[redacted]/sendMessage reset" in err
-    )
+    err = capsys.readouterr().err
+    assert TOKEN not in err
+    assert "RuntimeError: connection to /bot[redacted]/sendMessage reset" in err
 
 
-def test_http_request_lines_are_not_logged_at_info(captured: pytest.CaptureFixture[str]) -> None:
+def test_http_request_lines_are_not_logged_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    _configure()
     logging.getLogger("httpx").info(
         'HTTP Request: GET https://api.telegram.org/bot%s/getMe "200 OK"', TOKEN
     )
-    assert captured.readouterr().err == ""
+    assert capsys.readouterr().err == ""
