@@ -36,7 +36,7 @@ from telegram.ext import (
 )
 
 from bot.alerts import AlertSettings
-from bot.commands import Replies, UsageError, commands_for, parse_min_drivers
+from bot.commands import Replies, UsageError, command, commands_for, parse_min_drivers
 from bot.store import Store
 from bot.telegram_chat import Throttle, fit, may_manage, sender, target, where
 from bot.telegram_notifier import NO_PREVIEW, TelegramNotifier
@@ -101,9 +101,7 @@ class TelegramFrontend:
             .concurrent_updates(True)
             .build()
         )
-        self.notifier = TelegramNotifier(
-            lambda: self.application.bot, store, self.replies, thresholds
-        )
+        self.notifier = TelegramNotifier(self.application.bot, store, self.replies, thresholds)
         self._register()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -148,12 +146,29 @@ class TelegramFrontend:
             )
         app = self.application
         for name, handler in handlers.items():
-            app.add_handler(CommandHandler(name, handler, filters=INCOMING))
+            guarded = self._admins_only(handler) if command(name).admin_only else handler
+            app.add_handler(CommandHandler(name, guarded, filters=INCOMING))
         app.add_handler(MessageHandler(filters.COMMAND & INCOMING, self._unknown))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
         app.add_handler(CallbackQueryHandler(self._refresh, pattern=rf"^{REFRESH}(:|$)"))
         app.add_handler(CallbackQueryHandler(self._drivers_button, pattern=rf"^{DRIVERS}$"))
         app.add_error_handler(self._on_error)
+
+    def _admins_only(self, handler: Handler) -> Handler:
+        """Run `handler` for those who may manage the chat's alerts; refuse anyone else.
+
+        The registry's `server_only` is not applied here: on Telegram a private chat is a chat
+        of its own, and its user may subscribe it.
+        """
+
+        async def guarded(update: Update, context: Context) -> None:
+            message = _message(update)
+            if await may_manage(context.bot, message):
+                await handler(update, context)
+            else:
+                await self._reply(message, self.replies.admins_only())
+
+        return guarded
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -182,9 +197,6 @@ class TelegramFrontend:
 
     async def _subscribe(self, update: Update, context: Context) -> None:
         message, args = _message(update), context.args or []
-        if not await may_manage(context.bot, message):
-            await self._reply(message, self.replies.admins_only())
-            return
         try:
             if len(args) > 1:
                 raise UsageError(self.replies.usage("subscribe"))
@@ -202,9 +214,6 @@ class TelegramFrontend:
 
     async def _unsubscribe(self, update: Update, context: Context) -> None:
         message = _message(update)
-        if not await may_manage(context.bot, message):
-            await self._reply(message, self.replies.admins_only())
-            return
         place = target(message)
         found = self.store.unsubscribe("telegram", place.chat_id, place.topic_id)
         await self._reply(message, self.replies.unsubscribed(found, where(message)))

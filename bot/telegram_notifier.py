@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
 from datetime import timedelta
 
 from telegram import Bot, LinkPreviewOptions
@@ -54,10 +53,8 @@ class TelegramNotifier:
 
     platform = "telegram"
 
-    def __init__(
-        self, bot: Callable[[], Bot], store: Store, replies: Replies, thresholds: Thresholds
-    ) -> None:
-        self._bot = bot  # a getter: the bot exists once the Application is built
+    def __init__(self, bot: Bot, store: Store, replies: Replies, thresholds: Thresholds) -> None:
+        self._bot = bot  # usable once the Application is initialized
         self._store = store
         self._replies = replies
         self._thresholds = thresholds
@@ -89,7 +86,7 @@ class TelegramNotifier:
             raise delivery_error(err) from err
 
     async def _post(self, chat_id: str, topic_id: int | None, text: str) -> None:
-        await self._bot().send_message(
+        await self._bot.send_message(
             chat_id,
             text,
             parse_mode=ParseMode.HTML,
