@@ -13,6 +13,7 @@ from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, AlertSummary, Sub
 from explainers import render
 from explainers.models import Explanation
 from explainers.render import Flavour
+from explainers.settings import Thresholds
 
 Platform = str
 BOTH: frozenset[Platform] = frozenset({"telegram", "discord"})
@@ -108,13 +109,14 @@ class Replies:
     platform: Platform
     flavour: Flavour
     default_cooldown_s: int = 6 * 3600
+    thresholds: Thresholds = field(default_factory=Thresholds)
     _commands: list[Command] = field(init=False)
 
     def __post_init__(self) -> None:
         self._commands = commands_for(self.platform)
 
     def _msg(self, name: str, **values: object) -> str:
-        return render.message(name, self.flavour, **values)
+        return render.message(name, self.flavour, t=self.thresholds, **values)
 
     def help(self) -> str:
         return self._msg("help", commands=self._commands, platform=self.platform)
@@ -151,7 +153,7 @@ class Replies:
         return self._msg("failed")
 
     def admins_only(self) -> str:
-        return self._msg("admins_only")
+        return self._msg("admins_only", platform=self.platform)
 
     def server_only(self) -> str:
         return self._msg("server_only")

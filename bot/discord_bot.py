@@ -323,7 +323,12 @@ class DiscordFrontend:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._token = token
-        replies = Replies(PLATFORM, "markdown", default_cooldown_s=alert_settings.cooldown_s)
+        replies = Replies(
+            PLATFORM,
+            "markdown",
+            default_cooldown_s=alert_settings.cooldown_s,
+            thresholds=thresholds,
+        )
         self.context = DiscordContext(
             explainer=explainer,
             store=store,
