@@ -66,3 +66,7 @@ class UnknownCoin(Exception):
 
 class CoinDataUnavailable(Exception):
     """Coins cannot be looked up because the market-data source failed this refresh."""
+
+
+class ChartUnavailable(Exception):
+    """A chart could not be made; str() is safe to show a user, and the text answer still goes out."""

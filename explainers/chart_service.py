@@ -1,0 +1,230 @@
+"""Charts for the front-ends: data from the explainer's refresh and history, prices through the
+sources, drawing in a worker thread, one render per refresh and chart.
+
+A chart is cached under (data time, kind, coin): resending it costs nothing until the next refresh.
+Concurrent requests for the same chart share one render (single flight). Price sources that fail
+leave the price panel empty ("no data"), they never fail the chart; a drawing failure raises
+`ChartUnavailable`, and the front-end still sends the text answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+
+from explainers import charts
+from explainers import formatting as fmt
+from explainers.collect import Clock, utcnow
+from explainers.errors import ChartUnavailable, SourceError
+from explainers.history import History
+from explainers.models import Explanation, PriceSeries
+from explainers.service import Explainer
+from explainers.settings import SourceSettings
+from explainers.sources import coinbase, coingecko
+
+log = logging.getLogger(__name__)
+
+#: coins Coinbase can stand in for when CoinGecko's price history fails
+COINBASE_PRODUCTS = {"bitcoin": "BTC-USD", "ethereum": "ETH-USD"}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A rendered chart: PNG bytes, a short plain-text caption, and the data time it shows."""
+
+    png: bytes
+    caption: str
+    data_time: datetime
+    filename: str = "whydown-chart.png"
+
+
+CacheKey = tuple[datetime, str, str]
+
+
+def driver_marks(
+    history: History, keys: list[str], now: datetime, window: timedelta = charts.WINDOW
+) -> dict[str, datetime]:
+    """For each driver in `keys`, when its current firing streak began within the window (from
+    the states stored after each refresh); drivers with no stored streak are left out."""
+    marks: dict[str, datetime] = {}
+    for key in keys:
+        series = history.figures(f"driver_{key}", now - window)
+        start: datetime | None = None
+        for at, value in series:
+            start = (start or at) if value >= 1.0 else None
+        if start is not None:
+            marks[key] = start
+    return marks
+
+
+class ChartMaker:
+    """Makes the /chart pictures from the explainer's current refresh."""
+
+    def __init__(
+        self,
+        explainer: Explainer,
+        client: httpx.AsyncClient,
+        cfg: SourceSettings,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.explainer = explainer
+        self.client = client
+        self.cfg = cfg
+        self.clock = clock
+        #: renders actually drawn (not served from the cache), for tests and benchmarks
+        self.renders = 0
+        self._cache: dict[CacheKey, Chart] = {}
+        self._inflight: dict[CacheKey, asyncio.Task[Chart]] = {}
+
+    async def sell_off(self, coin: str | None = None) -> Chart:
+        """The sell-off chart of the current refresh, for /why or /why COIN.
+
+        Raises UnknownCoin or CoinDataUnavailable for a coin /why would refuse too, and
+        ChartUnavailable when the chart cannot be drawn.
+        """
+        refreshed = await self.explainer.current()
+        wanted = (coin or "").strip().lower()
+        key = (refreshed.explanation.data_time, "sell_off", wanted)
+        return await self._single_flight(key, lambda: self._make_sell_off(coin))
+
+    async def etf(self) -> Chart:
+        """The ETF-flows chart of the current refresh; ChartUnavailable when no flows were read."""
+        refreshed = await self.explainer.current()
+        key = (refreshed.explanation.data_time, "etf", "")
+        return await self._single_flight(key, self._make_etf)
+
+    async def _single_flight(self, key: CacheKey, make: Callable[[], Awaitable[Chart]]) -> Chart:
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        task = self._inflight.get(key)
+        if task is None or task.done():
+            task = asyncio.create_task(make())
+            self._inflight[key] = task
+            task.add_done_callback(lambda done, key=key: self._settle(key, done))
+        # shield: one waiter giving up must not cancel the render the others wait for
+        return await asyncio.shield(task)
+
+    def _settle(self, key: CacheKey, task: asyncio.Task[Chart]) -> None:
+        if self._inflight.get(key) is task:
+            del self._inflight[key]
+        if task.cancelled() or task.exception() is not None:
+            return  # a failure is not cached: the next request tries again
+        # one refresh's charts at a time: a newer data time makes the older ones worthless
+        for old in [k for k in self._cache if k[0] != key[0]]:
+            del self._cache[old]
+        self._cache[key] = task.result()
+
+    async def _make_sell_off(self, coin: str | None) -> Chart:
+        explanation = await self.explainer.explain(coin)
+        now = explanation.data_time
+        coin_id = explanation.coin.id if explanation.coin is not None else None
+        btc_task = self._prices("bitcoin", now)
+        if coin_id is not None and coin_id != "bitcoin":
+            prices, coin_prices = await asyncio.gather(btc_task, self._prices(coin_id, now))
+        else:
+            prices, coin_prices = await btc_task, None
+        history = self.explainer.history
+        liquidations = history.liquidations(now - charts.WINDOW)
+        marks = driver_marks(history, [d.key for d in explanation.fired], now)
+        png = await self._render(
+            "sell-off",
+            charts.sell_off_chart,
+            explanation,
+            prices,
+            coin_prices,
+            liquidations,
+            marks,
+            now,
+        )
+        name = explanation.coin.symbol.lower() if explanation.coin else "market"
+        return Chart(
+            png=png,
+            caption=sell_off_caption(explanation),
+            data_time=now,
+            filename=f"whydown-{name}-{now:%Y%m%d-%H%M}.png",
+        )
+
+    async def _make_etf(self) -> Chart:
+        refreshed = await self.explainer.current()
+        flows = refreshed.snapshot.etf
+        now = refreshed.explanation.data_time
+        if flows is None or not flows.days:
+            log.warning("chart etf: no ETF flows were read this refresh")
+            raise ChartUnavailable("no ETF flow data was read this time")
+        png = await self._render("etf", charts.etf_chart, flows, now, self.explainer.replay)
+        latest = next((d for d in reversed(flows.days) if d.total_musd is not None), None)
+        caption = "US spot-Bitcoin-ETF net flows, last 15 trading days"
+        if latest is not None:
+            caption += f"; latest {fmt.musd(latest.total_musd)} on {fmt.day(latest.day)}"
+        caption += f" ({flows.source})."
+        return Chart(
+            png=png,
+            caption=_replay_prefix(refreshed.explanation) + caption,
+            data_time=now,
+            filename=f"whydown-etf-{now:%Y%m%d-%H%M}.png",
+        )
+
+    async def _render(self, kind: str, draw: Callable[..., bytes], *args: object) -> bytes:
+        """Draw in a worker thread so the event loop keeps serving; any failure is logged and
+        becomes ChartUnavailable."""
+        try:
+            png = await asyncio.to_thread(draw, *args)
+        except Exception as err:
+            log.exception("chart %s could not be drawn", kind)
+            raise ChartUnavailable("the chart could not be drawn") from err
+        self.renders += 1
+        return png
+
+    async def _prices(self, coin_id: str, now: datetime) -> PriceSeries | None:
+        """The coin's last 24 h: CoinGecko, else Coinbase hourly candles for BTC and ETH, else
+        None (the chart shows "no data")."""
+        product = COINBASE_PRODUCTS.get(coin_id)
+        attempts: list[tuple[str, Callable[[], Awaitable[PriceSeries]]]] = [
+            ("CoinGecko", lambda: coingecko.fetch_market_chart(self.client, self.cfg, coin_id)),
+        ]
+        if product is not None:
+            attempts.append(
+                (
+                    "Coinbase",
+                    lambda: coinbase.fetch_hourly(self.client, self.cfg, product, now=now),
+                )
+            )
+        for label, fetch in attempts:
+            try:
+                async with asyncio.timeout(self.cfg.timeout_s):
+                    return await fetch()
+            except TimeoutError:
+                log.warning("chart prices %s %s: no answer in time", label, coin_id)
+            except SourceError as err:
+                log.warning("chart prices %s %s %s: %s", label, coin_id, err.kind, err.detail)
+            except Exception:  # a parser tripped on a shape we did not foresee
+                log.exception("chart prices %s %s: unexpected response", label, coin_id)
+        return None
+
+
+def _replay_prefix(explanation: Explanation) -> str:
+    replay = explanation.replay
+    return f"{charts.replay_label(replay)}. " if replay is not None else ""
+
+
+def sell_off_caption(explanation: Explanation) -> str:
+    """One or two plain sentences: the move, how many drivers fire, the data time."""
+    btc = explanation.move("BTC")
+    parts = []
+    if explanation.coin is not None:
+        c = explanation.coin
+        parts.append(f"{c.name} ({c.symbol.upper()}) {fmt.pct(c.move.change_24h)} in 24h")
+    if btc is not None and btc.change_24h is not None:
+        parts.append(f"BTC {fmt.pct(btc.change_24h)} in 24h")
+    move = ", ".join(parts) or "The market's move is unknown"
+    fired = len(explanation.fired)
+    return (
+        f"{_replay_prefix(explanation)}{move}; {fired} of {len(explanation.drivers)} "
+        f"sell-off drivers firing. Data as of {charts.stamp(explanation.data_time)}."
+    )
