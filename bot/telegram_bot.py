@@ -86,8 +86,12 @@ class TelegramFrontend:
         self.alert_settings = alert_settings
         self.clock = clock
         cooldown = alert_settings.cooldown_s
-        self.replies = Replies("telegram", "html", default_cooldown_s=cooldown)
-        self.notices = Replies("telegram", "text", default_cooldown_s=cooldown)  # plain popups
+        self.replies = Replies(
+            "telegram", "html", default_cooldown_s=cooldown, thresholds=thresholds
+        )
+        self.notices = Replies(  # plain popups
+            "telegram", "text", default_cooldown_s=cooldown, thresholds=thresholds
+        )
         self._throttle = Throttle(REFRESH_PERIOD_S)
         builder = application_builder or ApplicationBuilder()
         self.application: App = (
