@@ -1,4 +1,4 @@
-"""The `whydown` command line: why, demo, sources, run, status."""
+"""The `whydown` command line: why, demo, chart, sources, run, status."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot import logs
 from bot.config import Settings
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
 from explainers import render
-from explainers.errors import CoinDataUnavailable, UnknownCoin
+from explainers.chart_service import Chart, ChartMaker
+from explainers.errors import ChartUnavailable, CoinDataUnavailable, UnknownCoin
 from explainers.replay import Scenario
 from explainers.service import Explainer
 
 EXIT_BAD_INPUT = 2
+DEMO_CHART = "whydown-demo-chart.png"
 
 
 async def _answer(explainer: Explainer, coin: str | None, as_json: bool, settings: Settings) -> int:
@@ -43,13 +46,56 @@ async def cmd_why(args: argparse.Namespace, settings: Settings) -> int:
         return await _answer(build_explainer(client, settings), args.coin, args.json, settings)
 
 
+async def _write_chart(maker: ChartMaker, what: str | None, path: Path) -> int:
+    """Draw the chart for `what` (a coin, "etf", or None for the market) into `path`."""
+    try:
+        chart: Chart = await (
+            maker.etf() if what and what.lower() == "etf" else maker.sell_off(what)
+        )
+    except UnknownCoin as err:
+        print(
+            render.message("unknown_coin", query=err.query, suggestions=err.suggestions),
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    except CoinDataUnavailable:
+        print(render.message("coin_data_unavailable", query=what), file=sys.stderr)
+        return 1
+    except ChartUnavailable as err:
+        print(f"No chart: {err}.", file=sys.stderr)
+        return 1
+    path.write_bytes(chart.png)
+    print(f"Chart: {path.resolve()}")
+    return 0
+
+
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     scenario = Scenario.load()
     async with demo_client(settings, scenario) as client:
         explainer = build_explainer(
             client, settings, clock=lambda: scenario.now, replay=scenario.replay
         )
-        return await _answer(explainer, args.coin, args.json, settings)
+        code = await _answer(explainer, args.coin, args.json, settings)
+        if code != 0 or args.json or args.no_chart:
+            return code  # JSON output stays parseable: no chart line after it
+        maker = ChartMaker(explainer, client, settings.sources, clock=lambda: scenario.now)
+        # the answer went out; a chart that cannot be drawn does not fail the command
+        await _write_chart(maker, args.coin, Path(args.chart))
+        return code
+
+
+async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
+    if args.demo:
+        scenario = Scenario.load()
+        async with demo_client(settings, scenario) as client:
+            explainer = build_explainer(
+                client, settings, clock=lambda: scenario.now, replay=scenario.replay
+            )
+            maker = ChartMaker(explainer, client, settings.sources, clock=lambda: scenario.now)
+            return await _write_chart(maker, args.what, Path(args.output))
+    async with http_client(settings) as client:
+        maker = ChartMaker(build_explainer(client, settings), client, settings.sources)
+        return await _write_chart(maker, args.what, Path(args.output))
 
 
 async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,6 +134,25 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id")
     demo.add_argument("--json", action="store_true", help="print the Explanation as JSON")
+    demo.add_argument(
+        "--chart",
+        default=DEMO_CHART,
+        metavar="FILE",
+        help=f"where to write the demo chart (PNG; default {DEMO_CHART})",
+    )
+    demo.add_argument("--no-chart", action="store_true", help="do not write the chart")
+    chart = sub.add_parser(
+        "chart", help="draw the sell-off chart (or ETF flows) as a PNG, from live data"
+    )
+    chart.add_argument(
+        "what", nargs="?", help='a coin symbol or CoinGecko id, or "etf"; none: the market'
+    )
+    chart.add_argument(
+        "-o", "--output", default="whydown-chart.png", metavar="FILE", help="the PNG to write"
+    )
+    chart.add_argument(
+        "--demo", action="store_true", help="draw it from the recorded demo sell-off (no network)"
+    )
     sub.add_parser("sources", help="check every source live and print a table")
     run_p = sub.add_parser(
         "run", help="run the bots (whichever tokens are set) and the alert scheduler"
@@ -104,6 +169,7 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "why": cmd_why,
     "demo": cmd_demo,
+    "chart": cmd_chart,
     "sources": cmd_sources,
     "run": cmd_run,
     "status": cmd_status,
