@@ -43,6 +43,49 @@ def _status_labels(snapshot: Snapshot, *keys: str) -> list[str]:
     ]
 
 
+def _unknown(
+    key: str,
+    threshold: str,
+    missing: list[str],
+    *,
+    evidence: list[Evidence] | None = None,
+    figures: dict[str, float | None] | None = None,
+) -> DriverResult:
+    """A driver whose data could not be read: never quiet, never zero."""
+    return DriverResult(
+        key=key,
+        name=NAMES[key],
+        state="unknown",
+        threshold=threshold,
+        evidence=evidence or [],
+        missing=missing,
+        figures=figures or {},
+    )
+
+
+def _judged(
+    key: str,
+    threshold: str,
+    severity: float,
+    *,
+    evidence: list[Evidence],
+    figures: dict[str, float | None],
+    missing: list[str] | None = None,
+    fired: bool | None = None,
+) -> DriverResult:
+    """A driver decided on its data: fired when past its threshold (severity >= 1)."""
+    return DriverResult(
+        key=key,
+        name=NAMES[key],
+        state="fired" if (severity >= 1.0 if fired is None else fired) else "quiet",
+        severity=severity,
+        threshold=threshold,
+        evidence=evidence,
+        missing=missing or [],
+        figures=figures,
+    )
+
+
 def liquidations(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     threshold = (
         f"longs ≥ {fmt.usd(t.liq_long_1h_usd)} in 1h or ≥ {fmt.usd(t.liq_long_24h_usd)} in 24h "
@@ -122,22 +165,18 @@ def liquidations(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         s, "okx_open_interest", *(k for k in s.statuses if k.startswith("okx_liquidations"))
     )
     if lb.liquidations_1h is None and oi_change is None:
-        return DriverResult(
-            key="liquidations",
-            name=NAMES["liquidations"],
-            state="unknown",
-            threshold=threshold,
+        return _unknown(
+            "liquidations",
+            threshold,
+            missing or ["OKX"],
             evidence=evidence,
-            missing=missing or ["OKX"],
             figures=figures,
         )
     severity = max(severities, default=0.0)
-    return DriverResult(
-        key="liquidations",
-        name=NAMES["liquidations"],
-        state="fired" if severity >= 1.0 else "quiet",
-        severity=severity,
-        threshold=threshold,
+    return _judged(
+        "liquidations",
+        threshold,
+        severity,
         evidence=evidence,
         missing=missing,
         figures=figures,
@@ -150,12 +189,10 @@ def etf(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     )
     reported = [d for d in s.etf.days if d.total_musd is not None] if s.etf else []
     if s.etf is None or not reported:
-        return DriverResult(
-            key="etf",
-            name=NAMES["etf"],
-            state="unknown",
-            threshold=threshold,
-            missing=_status_labels(s, "farside", "sosovalue") or ["Farside"],
+        return _unknown(
+            "etf",
+            threshold,
+            _status_labels(s, "farside", "sosovalue") or ["Farside"],
         )
     latest = reported[-1]
     last3 = reported[-3:]
@@ -185,12 +222,10 @@ def etf(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     pending = [d for d in s.etf.days if d.total_musd is None and d.day > latest.day]
     figures: dict[str, float | None] = {"latest": latest.total_musd, "sum3": sum3}
     severity = max(severities)
-    return DriverResult(
-        key="etf",
-        name=NAMES["etf"],
-        state="fired" if severity >= 1.0 else "quiet",
-        severity=severity,
-        threshold=threshold,
+    return _judged(
+        "etf",
+        threshold,
+        severity,
         evidence=evidence,
         figures=figures | {"pending_days": float(len(pending))},
     )
@@ -203,12 +238,10 @@ def institutional(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     samples = lb.premium_samples
     missing = _status_labels(s, "coinbase", "okx_candles")
     if not samples:
-        return DriverResult(
-            key="institutional",
-            name=NAMES["institutional"],
-            state="unknown",
-            threshold=threshold,
-            missing=missing or ["Coinbase", "OKX"],
+        return _unknown(
+            "institutional",
+            threshold,
+            missing or ["Coinbase", "OKX"],
         )
     current = samples[-1]
     as_of = s.coinbase_btc.as_of if s.coinbase_btc else None
@@ -223,26 +256,23 @@ def institutional(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     figures: dict[str, float | None] = {"premium": current, "samples": float(len(samples))}
     if len(samples) < t.premium_samples:
         # "held over 3 samples" cannot be judged on fewer: say so rather than guess
-        return DriverResult(
-            key="institutional",
-            name=NAMES["institutional"],
-            state="unknown",
-            threshold=threshold,
+        return _unknown(
+            "institutional",
+            threshold,
+            missing,
             evidence=evidence,
-            missing=missing,
             figures=figures,
         )
     held = all(v <= t.premium_pct for v in samples)
     severity = _ratio(max(samples), t.premium_pct) if held else 0.0
-    return DriverResult(
-        key="institutional",
-        name=NAMES["institutional"],
-        state="fired" if held else "quiet",
-        severity=severity,
-        threshold=threshold,
+    return _judged(
+        "institutional",
+        threshold,
+        severity,
         evidence=evidence,
         missing=missing,
         figures=figures,
+        fired=held,
     )
 
 
@@ -297,22 +327,18 @@ def fed(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
             severities.append(_ratio(rise, t.two_year_rise_bp))
     missing = _status_labels(s, "polymarket", "treasury", "fred")
     if not severities:
-        return DriverResult(
-            key="fed",
-            name=NAMES["fed"],
-            state="unknown",
-            threshold=threshold,
+        return _unknown(
+            "fed",
+            threshold,
+            missing or ["Polymarket", "US Treasury"],
             evidence=evidence,
-            missing=missing or ["Polymarket", "US Treasury"],
             figures=figures,
         )
     severity = max(severities)
-    return DriverResult(
-        key="fed",
-        name=NAMES["fed"],
-        state="fired" if severity >= 1.0 else "quiet",
-        severity=severity,
-        threshold=threshold,
+    return _judged(
+        "fed",
+        threshold,
+        severity,
         evidence=evidence,
         missing=missing,
         figures=figures,
@@ -344,21 +370,17 @@ def stocks(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         severities.append(_ratio(quote.change_pct, limit))
     missing = _status_labels(s, "yahoo_spx", "yahoo_ndx", "stooq_spx", "stooq_ndx")
     if not severities:
-        return DriverResult(
-            key="stocks",
-            name=NAMES["stocks"],
-            state="unknown",
-            threshold=threshold,
-            missing=missing or ["Yahoo Finance"],
+        return _unknown(
+            "stocks",
+            threshold,
+            missing or ["Yahoo Finance"],
             figures=figures,
         )
     severity = max(severities)
-    return DriverResult(
-        key="stocks",
-        name=NAMES["stocks"],
-        state="fired" if severity >= 1.0 else "quiet",
-        severity=severity,
-        threshold=threshold,
+    return _judged(
+        "stocks",
+        threshold,
+        severity,
         evidence=evidence,
         missing=missing,
         figures=figures,
@@ -369,12 +391,10 @@ def fear(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     threshold = f"Fear & Greed ≤ {t.fear_level} or down ≥ {t.fear_drop_7d} points in 7 days"
     fg = s.fear_greed
     if fg is None or not fg.points:
-        return DriverResult(
-            key="fear",
-            name=NAMES["fear"],
-            state="unknown",
-            threshold=threshold,
-            missing=_status_labels(s, "feargreed") or ["alternative.me"],
+        return _unknown(
+            "fear",
+            threshold,
+            _status_labels(s, "feargreed") or ["alternative.me"],
         )
     latest = fg.points[-1]
     week_ago = next((p for p in fg.points if (latest.day - p.day).days == 7), None)
@@ -394,19 +414,16 @@ def fear(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     if change is not None:
         severities.append(_ratio(-change, t.fear_drop_7d))
     severity = max(severities)
-    return DriverResult(
-        key="fear",
-        name=NAMES["fear"],
-        state="fired"
-        if latest.value <= t.fear_level or (change is not None and -change >= t.fear_drop_7d)
-        else "quiet",
-        severity=severity,
-        threshold=threshold,
+    return _judged(
+        "fear",
+        threshold,
+        severity,
         evidence=evidence,
         figures={
             "value": float(latest.value),
             "change_7d": float(change) if change is not None else None,
         },
+        fired=latest.value <= t.fear_level or (change is not None and -change >= t.fear_drop_7d),
     )
 
 
