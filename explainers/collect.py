@@ -79,25 +79,20 @@ class Collector:
         """The chains to run at `now`, and statuses of sources switched off in settings."""
         c, cfg = self.client, self.cfg
 
-        async def fallback_prices() -> tuple[SpotPrice, SpotPrice | None]:
-            btc, eth = await asyncio.gather(
-                coinbase.fetch_stats(c, cfg, "BTC-USD", now=now),
-                coinbase.fetch_stats(c, cfg, "ETH-USD", now=now),
-                return_exceptions=True,
-            )
-            if isinstance(btc, BaseException):
-                raise btc
-            return btc, eth if isinstance(eth, SpotPrice) else None
+        def fallback_prices(
+            fetch: Callable[[str], Awaitable[SpotPrice]], btc: str, eth: str
+        ) -> Callable[[], Awaitable[tuple[SpotPrice, SpotPrice | None]]]:
+            """BTC and ETH from one fallback venue; BTC is required, ETH is a bonus."""
 
-        async def kraken_prices() -> tuple[SpotPrice, SpotPrice | None]:
-            btc, eth = await asyncio.gather(
-                kraken.fetch_ticker(c, cfg, "XBTUSD", now=now),
-                kraken.fetch_ticker(c, cfg, "ETHUSD", now=now),
-                return_exceptions=True,
-            )
-            if isinstance(btc, BaseException):
-                raise btc
-            return btc, eth if isinstance(eth, SpotPrice) else None
+            async def run() -> tuple[SpotPrice, SpotPrice | None]:
+                btc_price, eth_price = await asyncio.gather(
+                    fetch(btc), fetch(eth), return_exceptions=True
+                )
+                if isinstance(btc_price, BaseException):
+                    raise btc_price
+                return btc_price, eth_price if isinstance(eth_price, SpotPrice) else None
+
+            return run
 
         chains: list[Chain] = [
             [
@@ -112,10 +107,20 @@ class Collector:
                     "coinbase_stats",
                     "Coinbase 24h stats",
                     "fallback",
-                    fallback_prices,
+                    fallback_prices(
+                        lambda p: coinbase.fetch_stats(c, cfg, p, now=now), "BTC-USD", "ETH-USD"
+                    ),
                     30 * _MINUTES,
                 ),
-                Job("kraken", "Kraken ticker", "fallback", kraken_prices, 30 * _MINUTES),
+                Job(
+                    "kraken",
+                    "Kraken ticker",
+                    "fallback",
+                    fallback_prices(
+                        lambda p: kraken.fetch_ticker(c, cfg, p, now=now), "XBTUSD", "ETHUSD"
+                    ),
+                    30 * _MINUTES,
+                ),
             ],
             [
                 Job(
