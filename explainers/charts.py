@@ -498,124 +498,139 @@ def sell_off_chart(
     driver_marks: dict[str, datetime],
     now: datetime,
 ) -> bytes:
-    """The last 24 h: BTC (and the asked coin) with hourly liquidations beneath, marks where
-    drivers started firing, and the six drivers' states. Returns a 1200x900 PNG."""
+    """The sell-off chart as a 1200x900 PNG (see `sell_off_figure`)."""
     with _LOCK:
-        end = now.astimezone(UTC)
-        start = end - WINDOW
-        fig = _figure()
-        title, subtitle = _sell_off_title(explanation)
-        coin = explanation.coin if explanation.coin and explanation.coin.id != "bitcoin" else None
-        if coin is not None:
-            title += f" · {coin.symbol.upper()} {fmt.pct(coin.move.change_24h)}"
-        _header(fig, title, subtitle, explanation.replay)
-        ratios = [3, 2, 2] if coin is not None else [3, 2]
-        grid = fig.add_gridspec(
-            len(ratios),
-            1,
-            height_ratios=ratios,
-            left=0.11,
-            right=0.97,
-            top=0.86,
-            bottom=0.235,
-            hspace=0.12,
+        return _png(
+            sell_off_figure(explanation, prices, coin_prices, liquidations, driver_marks, now)
         )
-        axes = [fig.add_subplot(grid[i, 0]) for i in range(len(ratios))]
-        _price_panel(axes[0], prices, start, end, "BTC")
-        if coin is not None:
-            _change_panel(axes[1], prices, coin_prices, coin.symbol.upper(), start, end)
-        _liquidation_panel(
-            axes[-1], liquidations, explanation.liquidations_tracked_since, start, end
-        )
-        for i, ax in enumerate(axes):
-            _time_axis(ax, start, end, labels=i == len(axes) - 1)
-        axes[-1].set_xlabel("UTC", color=MUTED, fontsize=13, loc="right")
-        names = {d.key: SHORT_NAMES.get(d.key, d.name) for d in explanation.drivers}
-        _marks(axes, driver_marks, names, start, end)
-        _driver_strip(fig, explanation.drivers)
-        _footer(fig, _sell_off_footer(explanation, prices, coin_prices))
-        return _png(fig)
+
+
+def sell_off_figure(
+    explanation: Explanation,
+    prices: PriceSeries | None,
+    coin_prices: PriceSeries | None,
+    liquidations: list[Liquidation],
+    driver_marks: dict[str, datetime],
+    now: datetime,
+) -> Figure:
+    """The last 24 h: BTC (and the asked coin) with hourly liquidations beneath, marks where
+    drivers started firing, and the six drivers' states. Call under the drawing lock."""
+    end = now.astimezone(UTC)
+    start = end - WINDOW
+    fig = _figure()
+    title, subtitle = _sell_off_title(explanation)
+    coin = explanation.coin if explanation.coin and explanation.coin.id != "bitcoin" else None
+    if coin is not None:
+        title += f" · {coin.symbol.upper()} {fmt.pct(coin.move.change_24h)}"
+    _header(fig, title, subtitle, explanation.replay)
+    ratios = [3, 2, 2] if coin is not None else [3, 2]
+    grid = fig.add_gridspec(
+        len(ratios),
+        1,
+        height_ratios=ratios,
+        left=0.11,
+        right=0.97,
+        top=0.86,
+        bottom=0.235,
+        hspace=0.12,
+    )
+    axes = [fig.add_subplot(grid[i, 0]) for i in range(len(ratios))]
+    _price_panel(axes[0], prices, start, end, "BTC")
+    if coin is not None:
+        _change_panel(axes[1], prices, coin_prices, coin.symbol.upper(), start, end)
+    _liquidation_panel(axes[-1], liquidations, explanation.liquidations_tracked_since, start, end)
+    for i, ax in enumerate(axes):
+        _time_axis(ax, start, end, labels=i == len(axes) - 1)
+    axes[-1].set_xlabel("UTC", color=MUTED, fontsize=13, loc="right")
+    names = {d.key: SHORT_NAMES.get(d.key, d.name) for d in explanation.drivers}
+    _marks(axes, driver_marks, names, start, end)
+    _driver_strip(fig, explanation.drivers)
+    _footer(fig, _sell_off_footer(explanation, prices, coin_prices))
+    return fig
 
 
 # --- the ETF chart -------------------------------------------------------------------------
 
 
 def etf_chart(flows: EtfFlows, now: datetime, replay: Replay | None = None) -> bytes:
-    """US spot-Bitcoin-ETF net flows of the last 15 trading days; days not reported yet are
-    shown as such, not as zero. Returns a 1200x900 PNG."""
+    """The ETF-flows chart as a 1200x900 PNG (see `etf_figure`)."""
     with _LOCK:
-        fig = _figure()
-        days = flows.days[-ETF_DAYS:]
-        reported = [d for d in days if d.total_musd is not None]
-        latest = reported[-1] if reported else None
-        title = "US spot-Bitcoin-ETF net flows"
-        subtitle = (
-            f"Latest: {fmt.musd(latest.total_musd)} on {fmt.day(latest.day)}"
-            if latest is not None
-            else "No day reported yet"
-        )
-        _header(fig, title, subtitle, replay)
-        ax = fig.add_axes((0.11, 0.17, 0.86, 0.66))
-        _style(ax)
-        ax.grid(axis="x", visible=False)
-        ax.yaxis.set_major_formatter(FuncFormatter(_musd_axis))
-        if not days:
-            ax.set_yticks([])
-            _no_data(ax, "no data")
-        positions = list(range(len(days)))
-        values = [d.total_musd for d in days]
-        known = [v for v in values if v is not None]
-        span = max((abs(v) for v in known), default=100.0) or 100.0
-        for x, day, value in zip(positions, days, values, strict=True):
-            if value is None:
-                ax.bar(
-                    x, span * 0.25, bottom=-span * 0.125, color="none", edgecolor=MUTED, hatch="//"
-                )
-                ax.text(
-                    x,
-                    span * 0.16,
-                    "not\nreported\nyet",
-                    ha="center",
-                    va="bottom",
-                    color=MUTED,
-                    fontsize=11.5,
-                )
-                continue
-            ax.bar(x, value, color=INFLOW if value >= 0 else OUTFLOW, width=0.72)
-            if day is latest:
-                ax.annotate(
-                    fmt.musd(value),
-                    (x, value),
-                    xytext=(0, 10 if value >= 0 else -12),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom" if value >= 0 else "top",
-                    color=TEXT,
-                    fontsize=17,
-                    fontweight="bold",
-                )
-        ax.axhline(0, color=MUTED, linewidth=1.2)
-        ax.set_ylim(-span * 1.3, span * 1.3)
-        ax.set_xlim(-0.6, max(len(days), 1) - 0.4)
-        ax.set_xticks(positions, [_day_tick(d.day) for d in days], rotation=0)
-        ax.tick_params(axis="x", labelsize=12.5)
-        ax.legend(
-            handles=[
-                Patch(color=INFLOW, label="inflow"),
-                Patch(color=OUTFLOW, label="outflow"),
-            ],
-            loc="upper left",
-            fontsize=14,
-            frameon=False,
-            labelcolor=TEXT,
-            ncols=2,
-        )
-        _footer(
-            fig,
-            f"{flows.source}, US$ millions per trading day · as of {stamp(flows.as_of)}"
-            f" · data read {stamp(now)}",
-        )
-        return _png(fig)
+        return _png(etf_figure(flows, now, replay))
+
+
+def etf_figure(flows: EtfFlows, now: datetime, replay: Replay | None = None) -> Figure:
+    """US spot-Bitcoin-ETF net flows of the last 15 trading days; days not reported yet are
+    shown as such, not as zero. Call under the drawing lock."""
+    fig = _figure()
+    days = flows.days[-ETF_DAYS:]
+    reported = [d for d in days if d.total_musd is not None]
+    latest = reported[-1] if reported else None
+    title = "US spot-Bitcoin-ETF net flows"
+    subtitle = (
+        f"Latest: {fmt.musd(latest.total_musd)} on {fmt.day(latest.day)}"
+        if latest is not None
+        else "No day reported yet"
+    )
+    _header(fig, title, subtitle, replay)
+    ax = fig.add_axes((0.11, 0.17, 0.86, 0.66))
+    _style(ax)
+    ax.grid(axis="x", visible=False)
+    ax.yaxis.set_major_formatter(FuncFormatter(_musd_axis))
+    if not days:
+        ax.set_yticks([])
+        _no_data(ax, "no data")
+    positions = list(range(len(days)))
+    values = [d.total_musd for d in days]
+    known = [v for v in values if v is not None]
+    span = max((abs(v) for v in known), default=100.0) or 100.0
+    for x, day, value in zip(positions, days, values, strict=True):
+        if value is None:
+            ax.bar(x, span * 0.25, bottom=-span * 0.125, color="none", edgecolor=MUTED, hatch="//")
+            ax.text(
+                x,
+                span * 0.16,
+                "not\nreported\nyet",
+                ha="center",
+                va="bottom",
+                color=MUTED,
+                fontsize=11.5,
+            )
+            continue
+        ax.bar(x, value, color=INFLOW if value >= 0 else OUTFLOW, width=0.72)
+        if day is latest:
+            ax.annotate(
+                fmt.musd(value),
+                (x, value),
+                xytext=(0, 10 if value >= 0 else -12),
+                textcoords="offset points",
+                ha="center",
+                va="bottom" if value >= 0 else "top",
+                color=TEXT,
+                fontsize=17,
+                fontweight="bold",
+            )
+    ax.axhline(0, color=MUTED, linewidth=1.2)
+    ax.set_ylim(-span * 1.3, span * 1.3)
+    ax.set_xlim(-0.6, max(len(days), 1) - 0.4)
+    ax.set_xticks(positions, [_day_tick(d.day) for d in days], rotation=0)
+    ax.tick_params(axis="x", labelsize=12.5)
+    ax.legend(
+        handles=[
+            Patch(color=INFLOW, label="inflow"),
+            Patch(color=OUTFLOW, label="outflow"),
+        ],
+        loc="upper left",
+        fontsize=14,
+        frameon=False,
+        labelcolor=TEXT,
+        ncols=2,
+    )
+    _footer(
+        fig,
+        f"{flows.source}, US$ millions per trading day · as of {stamp(flows.as_of)}"
+        f" · data read {stamp(now)}",
+    )
+    return fig
 
 
 def _day_tick(day: date) -> str:

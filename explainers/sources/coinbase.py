@@ -67,7 +67,7 @@ def parse_hourly(
         if not isinstance(row, list) or len(row) < 5:
             raise BadResponse(SOURCE, "candle row has an unexpected shape")
         end = min(from_s(row[0], SOURCE, "time") + timedelta(seconds=HOUR_SECONDS), moment)
-        if end >= since:
+        if end > since:
             points.append(PricePoint(ts=end, price=number(row[4], SOURCE, "close")))
     if not points:
         raise BadResponse(SOURCE, "no candles in the last day")
