@@ -21,9 +21,14 @@ BOTH: frozenset[Platform] = frozenset({"telegram", "discord"})
 
 @dataclass(frozen=True)
 class Argument:
-    name: str
+    name: str  # a valid Discord option name: lowercase letters, digits, "_"
     description: str
     platforms: frozenset[Platform] = BOTH
+    label: str | None = None  # how usage lines show it, when not its name
+
+    @property
+    def shown(self) -> str:
+        return self.label or self.name
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Command:
         return tuple(a for a in self.arguments if platform in a.platforms)
 
     def usage(self, platform: Platform) -> str:
-        args = "".join(f" [{a.name}]" for a in self.args_for(platform))
+        args = "".join(f" [{a.shown}]" for a in self.args_for(platform))
         return f"/{self.name}{args}"
 
 
@@ -57,6 +62,17 @@ COMMANDS: tuple[Command, ...] = (
         (Argument("coin", "a coin symbol or CoinGecko id, e.g. SOL"),),
     ),
     Command("drivers", "Every driver: firing, quiet or unknown, with its figure and threshold"),
+    Command(
+        "chart",
+        "A chart: BTC (or a coin) over 24 h with liquidations and drivers, or ETF flows",
+        (
+            Argument(
+                "subject",
+                "a coin symbol or CoinGecko id, or etf for the ETF flows",
+                label="coin|etf",
+            ),
+        ),
+    ),
     Command(
         "subscribe",
         "Send crash alerts here when several drivers fire",
