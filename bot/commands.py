@@ -197,3 +197,6 @@ class Replies:
 
     def button_throttled(self, wait_s: int, every_s: int) -> str:
         return self._msg("button_throttled", wait_s=wait_s, every_s=every_s)
+
+    def chart_unavailable(self, reason: str | None = None) -> str:
+        return self._msg("chart_unavailable", reason=reason)
