@@ -54,16 +54,20 @@ def seed(path: Path, subscriptions: int) -> None:
                 at, {name: 1.0 + minute for name in FIGURES} | {f"driver_{d}": 0.0 for d in DRIVERS}
             )
         store.add_liquidations(
-            Liquidation(
-                exchange="OKX",
-                instrument="BTC-USDT-SWAP",
-                position_side="long" if i % 3 else "short",
-                price=55_000.0,
-                size=float(10 + i % 50),
-                usd=5_500.0 * (10 + i % 50),
-                ts=now - timedelta(seconds=3 * i),
-            )
-            for i in range(24 * 60 * 20)  # 20 a minute for a day
+            [
+                Liquidation(
+                    exchange="OKX",
+                    instrument="BTC-USDT-SWAP",
+                    position_side="long" if i % 3 else "short",
+                    price=55_000.0,
+                    size=float(10 + i % 50),
+                    usd=5_500.0 * (10 + i % 50),
+                    ts=now - timedelta(seconds=3 * i),
+                )
+                for i in range(24 * 60 * 20)  # 20 a minute for a day
+            ],
+            polled_at=now,
+            covered_since=now - timedelta(days=1),
         )
 
 

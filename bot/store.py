@@ -21,6 +21,7 @@ from typing import Any, Literal, Self
 import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field
 
+from explainers.history import starts_coverage
 from explainers.models import Explanation, Liquidation
 
 DEFAULT_DB_PATH = Path("data/whydown.db")
@@ -37,6 +38,7 @@ LIQUIDATIONS_KEEP = timedelta(hours=25)
 OUTBOX_KEEP = timedelta(days=30)
 
 _TRACKED_SINCE = "liquidations_tracked_since"
+_LAST_POLL = "liquidations_last_poll"
 
 
 class AlreadyRunning(RuntimeError):
@@ -586,10 +588,14 @@ class Store:
         ).fetchall()
         return [(datetime.fromisoformat(at), value) for at, value in rows]
 
-    def add_liquidations(self, events: Iterable[Liquidation]) -> int:
-        """Store events not seen before (by `Liquidation.key`); return how many were new."""
+    def add_liquidations(
+        self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
+    ) -> int:
+        """Store events not seen before (by `Liquidation.key`); return how many were new.
+
+        Tracking (re)starts at `covered_since` on the first poll and after a gap between polls.
+        """
         new = 0
-        earliest: str | None = None
         with self.transaction():
             for event in events:
                 ts = _ts(event.ts)
@@ -608,12 +614,12 @@ class Store:
                         ts,
                     ),
                 )
-                if cursor.rowcount:
-                    new += 1
-                    earliest = ts if earliest is None else min(earliest, ts)
-            tracked = self.get_meta(_TRACKED_SINCE)
-            if earliest is not None and (tracked is None or earliest < tracked):
-                self.set_meta(_TRACKED_SINCE, earliest)
+                new += cursor.rowcount
+            if starts_coverage(
+                self.liquidations_tracked_since(), _dt(self.get_meta(_LAST_POLL)), polled_at
+            ):
+                self.set_meta(_TRACKED_SINCE, _ts(covered_since))
+            self.set_meta(_LAST_POLL, _ts(polled_at))
         return new
 
     def liquidations(self, since: datetime) -> list[Liquidation]:

@@ -7,10 +7,13 @@ implements the same methods so restarts keep 7-day comparisons and 24h liquidati
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from explainers.models import Liquidation
+
+#: polls further apart than this leave a hole in the tracked events: coverage starts again
+MAX_POLL_GAP = timedelta(minutes=10)
 
 
 class History(Protocol):
@@ -20,14 +23,20 @@ class History(Protocol):
     def figures(self, name: str, since: datetime) -> list[tuple[datetime, float]]:
         """One figure's stored values since `since`, oldest first."""
 
-    def add_liquidations(self, events: Iterable[Liquidation]) -> int:
-        """Store events not seen before (by `Liquidation.key`); return how many were new."""
+    def add_liquidations(
+        self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
+    ) -> int:
+        """Store events not seen before (by `Liquidation.key`); return how many were new.
+
+        `covered_since` is how far back this poll's lists reach; it becomes the start of
+        tracking when there was none, or when the previous poll is more than MAX_POLL_GAP ago.
+        """
 
     def liquidations(self, since: datetime) -> list[Liquidation]:
         """Stored events with `ts >= since`."""
 
     def liquidations_tracked_since(self) -> datetime | None:
-        """When tracking began (the first poll that stored anything), or None."""
+        """Since when events have been tracked without a gap, or None."""
 
 
 class MemoryHistory:
@@ -37,6 +46,7 @@ class MemoryHistory:
         self._figures: dict[str, list[tuple[datetime, float]]] = {}
         self._liquidations: dict[str, Liquidation] = {}
         self._tracked_since: datetime | None = None
+        self._last_poll: datetime | None = None
 
     def add_figures(self, at: datetime, figures: Mapping[str, float]) -> None:
         for name, value in figures.items():
@@ -47,14 +57,17 @@ class MemoryHistory:
     def figures(self, name: str, since: datetime) -> list[tuple[datetime, float]]:
         return [item for item in self._figures.get(name, []) if item[0] >= since]
 
-    def add_liquidations(self, events: Iterable[Liquidation]) -> int:
+    def add_liquidations(
+        self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
+    ) -> int:
         new = 0
         for event in events:
             if event.key not in self._liquidations:
                 self._liquidations[event.key] = event
                 new += 1
-                if self._tracked_since is None or event.ts < self._tracked_since:
-                    self._tracked_since = event.ts
+        if starts_coverage(self._tracked_since, self._last_poll, polled_at):
+            self._tracked_since = covered_since
+        self._last_poll = polled_at
         return new
 
     def liquidations(self, since: datetime) -> list[Liquidation]:
@@ -62,3 +75,17 @@ class MemoryHistory:
 
     def liquidations_tracked_since(self) -> datetime | None:
         return self._tracked_since
+
+
+def starts_coverage(
+    tracked_since: datetime | None, last_poll: datetime | None, polled_at: datetime
+) -> bool:
+    """Whether a poll at `polled_at` begins tracking anew (first poll, or after a gap)."""
+    return tracked_since is None or last_poll is None or polled_at - last_poll > MAX_POLL_GAP
+
+
+def coverage_start(batches: Iterable[Iterable[Liquidation]], polled_at: datetime) -> datetime:
+    """How far back one poll's lists reach together: the latest of their earliest events
+    (an empty list vouches for nothing before the poll)."""
+    starts = [min((e.ts for e in batch), default=polled_at) for batch in map(list, batches)]
+    return max(starts, default=polled_at)

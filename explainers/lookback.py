@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from explainers.history import History
-from explainers.models import LiquidationTotals, Lookback, Snapshot
+from explainers.history import History, coverage_start
+from explainers.models import Liquidations, LiquidationTotals, Lookback, Snapshot
 from explainers.settings import Thresholds
 
 PREMIUM_INSTRUMENT = "BTC-USDT-SWAP"
@@ -60,10 +60,20 @@ def figures_of(snapshot: Snapshot) -> dict[str, float]:
     return figures
 
 
+def track_liquidations(history: History, batches: list[Liquidations], polled_at: datetime) -> int:
+    """Store one poll's liquidation lists; return how many events were new."""
+    if not batches:
+        return 0  # nothing read: the gap since the last poll grows, and is seen as one
+    return history.add_liquidations(
+        [e for batch in batches for e in batch.events],
+        polled_at=polled_at,
+        covered_since=coverage_start((b.events for b in batches), polled_at),
+    )
+
+
 def remember(snapshot: Snapshot, history: History) -> None:
     history.add_figures(snapshot.taken_at, figures_of(snapshot))
-    for batch in snapshot.liquidations:
-        history.add_liquidations(batch.events)
+    track_liquidations(history, snapshot.liquidations, snapshot.taken_at)
 
 
 def _nearest(

@@ -96,8 +96,9 @@ class Explainer:
 
     async def poll_liquidations(self) -> int:
         """Read the liquidation feeds between refreshes; return how many events were new."""
+        polled_at = self.clock()
         batches = await self.collector.collect_liquidations()
-        return sum(self.history.add_liquidations(batch.events) for batch in batches)
+        return lookback.track_liquidations(self.history, batches, polled_at)
 
     async def current(self) -> Refreshed:
         """The cached refresh when fresh enough, else a (shared) new one."""

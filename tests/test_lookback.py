@@ -80,7 +80,7 @@ def test_liquidation_totals_count_each_event_once_across_polls() -> None:
         update={"ts": f.NOW - timedelta(hours=3), "position_side": "short", "usd": 1e6}
     )
     for _ in range(3):  # the same recent orders are listed at every poll
-        history.add_liquidations([event, old])
+        history.add_liquidations([event, old], polled_at=f.NOW, covered_since=old.ts)
     lb = lookback.lookback(f.snapshot(), history, T)
     assert (lb.liquidations_1h.long_usd, lb.liquidations_1h.short_usd) == (50e6, 0.0)
     assert (lb.liquidations_24h.long_usd, lb.liquidations_24h.short_usd) == (50e6, 1e6)

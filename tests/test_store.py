@@ -266,8 +266,20 @@ def test_store_behaves_like_memory_history(store: Store) -> None:
     batch_2 = [liquidation(30, 2e6, "short"), liquidation(5, 4e6)]
     for history in histories:
         assert history.liquidations_tracked_since() is None
-        assert history.add_liquidations(batch_1) == 2
-        assert history.add_liquidations(batch_2) == 1
+        assert (
+            history.add_liquidations(
+                batch_1, polled_at=START, covered_since=START - timedelta(minutes=90)
+            )
+            == 2
+        )
+        assert (
+            history.add_liquidations(
+                batch_2,
+                polled_at=START + timedelta(minutes=1),
+                covered_since=START - timedelta(minutes=30),
+            )
+            == 1
+        )
         history.add_figures(START - timedelta(hours=2), {"premium_pct": -0.02, "cut_odds": 0.6})
         history.add_figures(START, {"premium_pct": -0.07})
     since = START - timedelta(hours=1)
@@ -280,14 +292,31 @@ def test_store_behaves_like_memory_history(store: Store) -> None:
             assert store.figures(name, cutoff) == memory.figures(name, cutoff)
 
 
+@pytest.mark.parametrize("kind", ["memory", "store"])
+def test_a_gap_between_polls_restarts_tracking(kind: str, store: Store) -> None:
+    history: History = MemoryHistory() if kind == "memory" else store
+    first = START - timedelta(days=2)
+    history.add_liquidations([], polled_at=first, covered_since=first - timedelta(minutes=20))
+    history.add_liquidations([], polled_at=first + timedelta(minutes=9), covered_since=first)
+    assert history.liquidations_tracked_since() == first - timedelta(minutes=20)  # no gap yet
+    # the bot was down for two days: totals must not claim to cover them
+    history.add_liquidations(
+        [liquidation(10, 5e6)], polled_at=START, covered_since=START - timedelta(minutes=15)
+    )
+    assert history.liquidations_tracked_since() == START - timedelta(minutes=15)
+
+
 def test_history_survives_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "whydown.db"
     with Store(path) as store:
-        store.add_liquidations([liquidation(10, 5e6)])
+        store.add_liquidations([liquidation(10, 5e6)], polled_at=START, covered_since=START)
         store.add_figures(START, {"cut_odds": 0.55})
     with Store(path) as store:
         assert [e.usd for e in store.liquidations(START - timedelta(hours=1))] == [5e6]
-        assert store.add_liquidations([liquidation(10, 5e6)]) == 0
+        assert (
+            store.add_liquidations([liquidation(10, 5e6)], polled_at=START, covered_since=START)
+            == 0
+        )
         assert store.figures("cut_odds", START) == [(START, 0.55)]
 
 
@@ -311,7 +340,7 @@ def test_prune_keeps_only_what_is_still_useful(store: Store) -> None:
     store.add_figures(now - timedelta(days=7), {"recent": 2.0})
     old_liq = liquidation(0, 1e6).model_copy(update={"ts": now - timedelta(hours=26)})
     new_liq = liquidation(0, 2e6).model_copy(update={"ts": now - timedelta(hours=24)})
-    store.add_liquidations([old_liq, new_liq])
+    store.add_liquidations([old_liq, new_liq], polled_at=now, covered_since=old_liq.ts)
     sub = store.subscribe("discord", "1", None, 3, "a")
     old_alert = store.add_alert("alert", explanation(3), "old", now - timedelta(days=31))
     [old_delivery] = store.add_deliveries(old_alert.id, [sub.id], now - timedelta(days=31))
