@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -22,12 +22,15 @@ from bot.commands import Command, Replies, commands_for, parse_min_drivers
 from bot.delivery import Notifier
 from bot.discord_notifier import DiscordNotifier
 from bot.discord_views import (
+    ETF_SUBJECT,
+    ChartButton,
     DiscordContext,
     DriversButton,
     RefreshButton,
     Refusal,
     context_of,
     report_error,
+    send_chart,
     send_text,
     why_embed,
     why_view,
@@ -37,6 +40,9 @@ from explainers.collect import utcnow
 from explainers.models import CoinMarket
 from explainers.service import Explainer
 from explainers.settings import Thresholds
+
+if TYPE_CHECKING:  # the chart service pulls in matplotlib; only its type is needed here
+    from explainers.chart_service import ChartMaker
 
 log = logging.getLogger("whydown.discord")
 
@@ -86,6 +92,15 @@ async def coin_choices(interaction: Interaction, current: str) -> list[app_comma
         app_commands.Choice(name=f"{c.name} ({c.symbol.upper()})"[:CHOICE_LIMIT], value=c.id)
         for c in matching_coins(coins, current)
     ]
+
+
+ETF_CHOICE = app_commands.Choice(name="Spot-Bitcoin-ETF flows (etf)", value=ETF_SUBJECT)
+
+
+async def subject_choices(interaction: Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """/chart's subject: "etf" first when it fits what was typed, then the coins."""
+    etf = [ETF_CHOICE] if ETF_SUBJECT.startswith(current.strip().lower()) else []
+    return (etf + await coin_choices(interaction, current))[:AUTOCOMPLETE_LIMIT]
 
 
 # --- permission checks -----------------------------------------------------------------------
@@ -159,8 +174,18 @@ async def why(interaction: Interaction, coin: str | None = None) -> None:
     await interaction.response.defer(thinking=True)  # a cold cache means a full refresh
     explanation = await context.explainer.explain(coin or None)
     await interaction.followup.send(
-        embed=why_embed(context, explanation), view=why_view(explanation)
+        embed=why_embed(context, explanation),
+        view=why_view(explanation, chart=context.charts is not None),
     )
+
+
+async def chart(interaction: Interaction, subject: str | None = None) -> None:
+    context = context_of(interaction)
+    if context.charts is None:  # nothing to draw with: say so at once, only to the asker
+        await send_text(interaction, context.replies.chart_unavailable(), ephemeral=True)
+        return
+    await interaction.response.defer(thinking=True)  # prices and a render can take seconds
+    await send_chart(interaction, subject)
 
 
 async def drivers(interaction: Interaction) -> None:
@@ -234,6 +259,7 @@ async def unsubscribe(interaction: Interaction, channel: discord.TextChannel | N
 HANDLERS: dict[str, Handler] = {
     "why": why,
     "drivers": drivers,
+    "chart": chart,
     "history": history,
     "status": status,
     "help": help_,
@@ -241,7 +267,10 @@ HANDLERS: dict[str, Handler] = {
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
 }
-AUTOCOMPLETE: dict[tuple[str, str], Callable[..., Any]] = {("why", "coin"): coin_choices}
+AUTOCOMPLETE: dict[tuple[str, str], Callable[..., Any]] = {
+    ("why", "coin"): coin_choices,
+    ("chart", "subject"): subject_choices,
+}
 
 
 def app_command(spec: Command) -> app_commands.Command[Any, ..., None]:
@@ -295,7 +324,7 @@ class WhydownClient(discord.Client):
         build_commands(self.tree)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(RefreshButton, DriversButton)
+        self.add_dynamic_items(RefreshButton, DriversButton, ChartButton)
         if self.guild_id is not None:
             guild = discord.Object(self.guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -321,6 +350,7 @@ class DiscordFrontend:
         alert_settings: AlertSettings,
         guild_id: int | None = None,
         clock: Callable[[], datetime] = utcnow,
+        charts: ChartMaker | None = None,
     ) -> None:
         self._token = token
         replies = Replies(
@@ -336,9 +366,10 @@ class DiscordFrontend:
             thresholds=thresholds,
             alert_settings=alert_settings,
             clock=clock,
+            charts=charts,
         )
         self.client: discord.Client = WhydownClient(self.context, guild_id=guild_id)
-        self.notifier: Notifier = DiscordNotifier(self.client, replies, thresholds)
+        self.notifier: Notifier = DiscordNotifier(self.client, replies, thresholds, charts)
         self._gateway: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -2,10 +2,17 @@
 
 Pacing is the alert engine's (bot.pacing.DISCORD_LIMITS); this module sends one message and says
 how it failed: a channel that is gone or forbidden is permanent (the engine deactivates it after
-enough of those), a 429 carries its wait, and 5xx or network trouble is transient.
+enough of those), a 429 carries its wait, and 5xx or network trouble is transient. The alert's
+chart rides on its embed when one exists for the alert's data; a chart problem never fails a send.
 """
 
 from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import re
+from typing import TYPE_CHECKING
 
 import aiohttp
 import discord
@@ -19,16 +26,41 @@ from bot.delivery import (
 )
 from bot.store import Subscription
 from explainers import render
+from explainers.errors import ChartUnavailable
 from explainers.models import Explanation
 from explainers.settings import Thresholds
 
+if TYPE_CHECKING:  # the chart service pulls in matplotlib; only its types are needed here
+    from explainers.chart_service import Chart, ChartMaker
+
+log = logging.getLogger("whydown.discord")
+
 # when a 429 reaches us without a Retry-After header (Discord always sends one; proxies may not)
 DEFAULT_RETRY_AFTER_S = 5.0
+# an alert waits this long for its chart at most, then goes out with the embed alone
+CHART_WAIT_S = 20.0
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def alert_embed(explanation: Explanation, thresholds: Thresholds) -> discord.Embed:
     """The answer as a Discord embed, within every embed limit."""
     return discord.Embed.from_dict(render.discord_embed(explanation, thresholds))
+
+
+def attachment_name(filename: str) -> str:
+    """A filename that `attachment://` references accept: letters, digits, ".", "_", "-"."""
+    name = _UNSAFE_FILENAME.sub("_", filename) or "chart"
+    return name if name.lower().endswith(".png") else f"{name}.png"
+
+
+def chart_file(chart: Chart) -> discord.File:
+    """The chart's PNG as an upload; a new one per send, since discord.py closes it after."""
+    return discord.File(io.BytesIO(chart.png), filename=attachment_name(chart.filename))
+
+
+def show_image(embed: discord.Embed, file: discord.File) -> discord.Embed:
+    """Point the embed's image at the file uploaded with the same message."""
+    return embed.set_image(url=f"attachment://{file.filename}")
 
 
 def _describe(err: discord.HTTPException) -> str:
@@ -51,20 +83,53 @@ def _retry_after(err: discord.HTTPException) -> tuple[float, bool]:
 
 
 class DiscordNotifier:
-    """Sends an alert (intro line + embed) to the subscription's channel."""
+    """Sends an alert (intro line + embed, with the chart when there is one) to a channel."""
 
     platform = "discord"
 
-    def __init__(self, client: discord.Client, replies: Replies, thresholds: Thresholds) -> None:
+    def __init__(
+        self,
+        client: discord.Client,
+        replies: Replies,
+        thresholds: Thresholds,
+        charts: ChartMaker | None = None,
+    ) -> None:
         self._client = client
         self._replies = replies
         self._thresholds = thresholds
+        self._charts = charts
 
     def text(self, message: AlertMessage) -> str:
         """The line above the embed: the alert's intro, or the pressure-eased note."""
         if message.kind == "eased":
             return self._replies.eased(message.explanation)
         return self._replies.alert_intro(message.explanation)
+
+    async def chart_for(self, explanation: Explanation) -> Chart | None:
+        """The sell-off chart of exactly this alert's data, or None (the reason is logged)."""
+        if self._charts is None:
+            return None
+        latest = self._charts.explainer.latest
+        if latest is None or latest.explanation.data_time != explanation.data_time:
+            # sent after a restart or a later refresh: a chart now would show other data
+            log.info("alert chart skipped: the alert's data is not the current refresh")
+            return None
+        try:
+            async with asyncio.timeout(CHART_WAIT_S):
+                chart = await self._charts.sell_off()
+        except ChartUnavailable as err:
+            log.warning("alert sent without its chart: %s", err)
+            return None
+        except TimeoutError:
+            log.warning("alert sent without its chart: not drawn within %g s", CHART_WAIT_S)
+            return None
+        except Exception:  # a chart problem must never cost the alert its delivery
+            log.exception("alert sent without its chart: unexpected failure")
+            return None
+        if chart.data_time != explanation.data_time:
+            log.info("alert chart skipped: a refresh came in between")
+            return None
+        return chart
 
     async def send(self, subscription: Subscription, message: AlertMessage) -> None:
         """Post the message; raise a DeliveryError subtype when it could not be posted."""
@@ -74,10 +139,16 @@ class DiscordNotifier:
             raise PermanentDeliveryError("not a Discord channel id") from err
         # a partial channel needs no cache: the bot may not have the guild cached after a restart
         channel = self._client.get_partial_messageable(channel_id)
+        embed = alert_embed(message.explanation, self._thresholds)
+        chart = await self.chart_for(message.explanation)
+        file = chart_file(chart) if chart is not None else None
+        if file is not None:
+            show_image(embed, file)
         try:
             await channel.send(
                 self.text(message),
-                embed=alert_embed(message.explanation, self._thresholds),
+                embed=embed,
+                file=file,  # None is send()'s own default: no upload
                 allowed_mentions=discord.AllowedMentions.none(),
             )
         except discord.RateLimited as err:

@@ -1,4 +1,4 @@
-"""What the Discord front-end shows: the /why answer with its buttons, text replies, error replies.
+"""What the Discord front-end shows: the /why answer with its buttons, charts, text and error replies.
 
 The buttons are `DynamicItem`s: their state (the coin) lives in the custom_id, so they keep working
 on old messages and after a restart, with nothing kept in memory per message.
@@ -12,29 +12,41 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import discord
 from discord import app_commands
 
 from bot.alerts import AlertSettings
 from bot.commands import Replies, UsageError
-from bot.discord_notifier import alert_embed
+from bot.discord_notifier import alert_embed, chart_file, show_image
 from bot.store import Store
-from explainers.errors import CoinDataUnavailable, UnknownCoin
+from explainers.errors import ChartUnavailable, CoinDataUnavailable, UnknownCoin
 from explainers.models import Explanation
+from explainers.render import escape_markdown
 from explainers.service import Explainer
 from explainers.settings import Thresholds
+
+if TYPE_CHECKING:  # the chart service pulls in matplotlib; only its types are needed here
+    from explainers.chart_service import Chart, ChartMaker
 
 log = logging.getLogger("whydown.discord")
 
 MESSAGE_LIMIT = 2000
+EMBED_DESCRIPTION_LIMIT = 4096
 CUSTOM_ID_LIMIT = 100
 REFRESH_EVERY = timedelta(seconds=30)
 _THROTTLE_KEEP = 1024  # channels remembered before old entries are pruned
 # CoinGecko ids are lowercase words joined by "-"; the custom_id is the button's only state
-REFRESH_ID = re.compile(r"whydown:refresh:(?P<coin>[a-z0-9._-]*)")
+_COIN = r"(?P<coin>[a-z0-9._-]*)"
+REFRESH_PREFIX = "whydown:refresh:"
+CHART_PREFIX = "whydown:chart:"
+REFRESH_ID = re.compile(re.escape(REFRESH_PREFIX) + _COIN)
+CHART_ID = re.compile(re.escape(CHART_PREFIX) + _COIN)
 DRIVERS_ID = "whydown:drivers"
+ETF_SUBJECT = "etf"
+SELL_OFF_TITLE = "The sell-off, last 24 hours"
+ETF_TITLE = "Spot-Bitcoin-ETF net flows"
 
 
 class RefreshThrottle:
@@ -66,6 +78,9 @@ class DiscordContext:
     alert_settings: AlertSettings
     clock: Callable[[], datetime]
     throttle: RefreshThrottle = field(default_factory=RefreshThrottle)
+    charts: ChartMaker | None = None
+    # its own throttle: a Chart click must not use up the channel's Refresh
+    chart_throttle: RefreshThrottle = field(default_factory=RefreshThrottle)
 
 
 class HasContext(Protocol):
@@ -119,14 +134,53 @@ def why_embed(context: DiscordContext, explanation: Explanation) -> discord.Embe
     return alert_embed(explanation, context.thresholds)
 
 
-def why_view(explanation: Explanation) -> discord.ui.View:
-    """The Refresh and Drivers buttons under a /why answer."""
+def why_view(explanation: Explanation, *, chart: bool = False) -> discord.ui.View:
+    """The Refresh and Drivers buttons under a /why answer, and Chart when charts are on."""
     view = discord.ui.View(timeout=None)
     coin = explanation.coin.id if explanation.coin else ""
-    if refresh_custom_id(coin) is not None:
+    if coin_custom_id(REFRESH_PREFIX, coin) is not None:
         view.add_item(RefreshButton(coin))
     view.add_item(DriversButton())
+    if chart and coin_custom_id(CHART_PREFIX, coin) is not None:
+        view.add_item(ChartButton(coin))
     return view
+
+
+# --- charts ----------------------------------------------------------------------------------
+
+
+def chart_embed(chart: Chart, title: str, file: discord.File) -> discord.Embed:
+    """The chart as an embed image, its caption as the description."""
+    embed = discord.Embed(
+        title=escape_markdown(title),
+        description=escape_markdown(chart.caption)[:EMBED_DESCRIPTION_LIMIT],
+        timestamp=chart.data_time,
+    )
+    return show_image(embed, file)
+
+
+async def send_chart(interaction: discord.Interaction[Any], subject: str | None) -> None:
+    """Draw the chart for a coin, the market (None) or "etf", and send it as a follow-up.
+
+    The interaction must be deferred already: a render can take longer than 3 s. A chart that
+    cannot be drawn is answered with a short text; UnknownCoin goes to the error handler.
+    """
+    context = context_of(interaction)
+    if context.charts is None:
+        await send_text(interaction, context.replies.chart_unavailable())
+        return
+    wanted = (subject or "").strip()
+    try:
+        if wanted.lower() == ETF_SUBJECT:
+            chart, title = await context.charts.etf(), ETF_TITLE
+        else:
+            chart, title = await context.charts.sell_off(wanted or None), SELL_OFF_TITLE
+    except ChartUnavailable as err:
+        log.warning("%s: no chart: %s", _where(interaction), err)
+        await send_text(interaction, context.replies.chart_unavailable(str(err) or None))
+        return
+    file = chart_file(chart)
+    await interaction.followup.send(embed=chart_embed(chart, title, file), file=file)
 
 
 # --- the one error translation ---------------------------------------------------------------
@@ -191,7 +245,8 @@ async def refresh(interaction: discord.Interaction[Any], coin: str) -> None:
     await interaction.response.defer()  # acknowledged as "updating this message"
     explanation = await context.explainer.explain(coin or None)
     await interaction.edit_original_response(
-        embed=why_embed(context, explanation), view=why_view(explanation)
+        embed=why_embed(context, explanation),
+        view=why_view(explanation, chart=context.charts is not None),
     )
 
 
@@ -203,10 +258,22 @@ async def show_drivers(interaction: discord.Interaction[Any]) -> None:
     await send_text(interaction, context.replies.drivers(explanation), ephemeral=True)
 
 
-def refresh_custom_id(coin: str) -> str | None:
-    """The Refresh button's custom_id for a coin, or None when the id cannot carry it."""
-    custom_id = f"whydown:refresh:{coin}"
-    if len(custom_id) > CUSTOM_ID_LIMIT or not REFRESH_ID.fullmatch(custom_id):
+async def show_chart(interaction: discord.Interaction[Any], coin: str) -> None:
+    """Post the chart of the answer the button sits under, at most once per channel per 30 s."""
+    context = context_of(interaction)
+    wait = context.chart_throttle.acquire(interaction.channel_id or 0, context.clock())
+    if wait is not None:
+        every = int(context.chart_throttle.every.total_seconds())
+        await send_text(interaction, context.replies.button_throttled(wait, every), ephemeral=True)
+        return
+    await interaction.response.defer(thinking=True)
+    await send_chart(interaction, coin or None)
+
+
+def coin_custom_id(prefix: str, coin: str) -> str | None:
+    """A coin button's custom_id, or None when the id cannot carry the coin."""
+    custom_id = f"{prefix}{coin}"
+    if len(custom_id) > CUSTOM_ID_LIMIT or not re.fullmatch(_COIN, coin):
         return None
     return custom_id
 
@@ -221,7 +288,7 @@ class RefreshButton(
             discord.ui.Button(
                 label="Refresh",
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"whydown:refresh:{coin}",
+                custom_id=f"{REFRESH_PREFIX}{coin}",
             )
         )
         self.coin = coin
@@ -268,5 +335,35 @@ class DriversButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         try:
             await show_drivers(interaction)
+        except Exception as err:  # the tree's handler does not see component callbacks
+            await report_error(interaction, err)
+
+
+class ChartButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=CHART_ID):
+    """Posts the chart of the answer it sits under."""
+
+    def __init__(self, coin: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Chart",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"{CHART_PREFIX}{coin}",
+            )
+        )
+        self.coin = coin
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: Any,
+        /,
+    ) -> ChartButton:
+        return cls(match["coin"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await show_chart(interaction, self.coin)
         except Exception as err:  # the tree's handler does not see component callbacks
             await report_error(interaction, err)
