@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 import discord
 import simcord
+
+from bot.store import Subscription
+from tests.alert_fakes import START
 
 
 @dataclass
@@ -43,3 +47,28 @@ def deferrals(env: simcord.Env) -> list[simcord.HttpLogEntry]:
         for r in requests_to(env, "POST", "/callback")
         if isinstance(r.json, dict) and r.json.get("type") == 5
     ]
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, which always comes first."""
+    assert png[:8] == PNG_SIGNATURE
+    assert png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def subscription_to(channel_id: int) -> Subscription:
+    """An active subscription row for a channel, for sending through the notifier directly."""
+    return Subscription(
+        id=1,
+        platform="discord",
+        chat_id=str(channel_id),
+        min_drivers=3,
+        subscribed_by="mod",
+        subscribed_at=START,
+        active=True,
+        consecutive_failures=0,
+    )

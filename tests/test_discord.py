@@ -28,12 +28,18 @@ from bot.delivery import (
     TransientDeliveryError,
 )
 from bot.discord_bot import DiscordFrontend, intents
-from bot.store import Store, Subscription
+from bot.store import Store
 from explainers import render
 from explainers.errors import UnknownCoin
 from explainers.service import Explainer
-from tests.alert_fakes import START, ManualClock
-from tests.discord_helpers import button_labels, deferrals, requests_to, server
+from tests.alert_fakes import ManualClock
+from tests.discord_helpers import (
+    button_labels,
+    deferrals,
+    requests_to,
+    server,
+    subscription_to,
+)
 from tests.replay_helpers import Upstream
 
 REPLAY_TITLE = (
@@ -397,19 +403,6 @@ async def test_a_deleted_channel_deactivates_its_subscription(
     row = store.get_subscription("discord", str(alerts.id), None)
     assert row is not None and not row.active
     assert store.subscriptions(active_only=True) == []
-
-
-def subscription_to(channel_id: int) -> Subscription:
-    return Subscription(
-        id=1,
-        platform="discord",
-        chat_id=str(channel_id),
-        min_drivers=3,
-        subscribed_by="mod",
-        subscribed_at=START,
-        active=True,
-        consecutive_failures=0,
-    )
 
 
 async def test_notifier_sends_the_eased_note_and_translates_discord_errors(
