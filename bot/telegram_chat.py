@@ -1,7 +1,9 @@
-"""Facts about a Telegram chat the front-end needs: where to answer, who may manage alerts."""
+"""Facts about a Telegram chat the front-end needs: where to answer, who may manage alerts, and
+how to make text fit a message or a caption."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,8 +12,11 @@ from telegram.constants import ChatMemberStatus, ChatType
 
 from explainers.render import TELEGRAM_LIMIT
 
+# A photo's caption; Telegram counts it after parsing entities, we count the escaped text (stricter).
+CAPTION_LIMIT = 1024
 MANAGERS = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 _TRIMMED = "\n…"
+_CUT = "…"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,21 @@ def fit(html: str, limit: int = TELEGRAM_LIMIT) -> str:
     cut = html[: limit - len(_TRIMMED)]
     newline = cut.rfind("\n")
     return (cut[:newline] if newline > 0 else cut) + _TRIMMED
+
+
+def caption(text: str, limit: int = CAPTION_LIMIT) -> str:
+    """Plain text as an HTML caption that fits: cut between characters, so no entity is split."""
+    escaped = html.escape(text, quote=False)
+    if len(escaped) <= limit:
+        return escaped
+    pieces, size = [], len(_CUT)
+    for char in text:
+        piece = html.escape(char, quote=False)
+        if size + len(piece) > limit:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return "".join(pieces).rstrip() + _CUT
 
 
 class Throttle:

@@ -1,12 +1,14 @@
-"""The alert Notifier for Telegram: renders an alert and translates Bot API errors for delivery."""
+"""The alert Notifier for Telegram: renders an alert, attaches its chart, and translates Bot API
+errors for delivery."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -27,7 +29,10 @@ from bot.delivery import (
     TransientDeliveryError,
 )
 from bot.store import Store, Subscription
+from bot.telegram_chat import caption
 from explainers import render
+from explainers.chart_service import Chart, ChartMaker
+from explainers.errors import ChartUnavailable
 from explainers.render import TELEGRAM_LIMIT
 from explainers.settings import Thresholds
 
@@ -53,11 +58,24 @@ class TelegramNotifier:
 
     platform = "telegram"
 
-    def __init__(self, bot: Bot, store: Store, replies: Replies, thresholds: Thresholds) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        store: Store,
+        replies: Replies,
+        thresholds: Thresholds,
+        *,
+        charts: ChartMaker | None = None,
+    ) -> None:
         self._bot = bot  # usable once the Application is initialized
         self._store = store
         self._replies = replies
         self._thresholds = thresholds
+        self._charts = charts
+        # The chart uploaded last and Telegram's id for it: the other chats of the same fan-out
+        # get it by id instead of another upload.
+        self._uploaded: tuple[tuple[datetime, str], str] | None = None
+        self._upload_lock = asyncio.Lock()
 
     def text(self, message: AlertMessage) -> str:
         """The alert as Telegram HTML, at most 4,096 characters."""
@@ -69,21 +87,30 @@ class TelegramNotifier:
         return f"{intro}\n\n{render.telegram_html(e, self._thresholds, limit=budget)}"
 
     async def send(self, subscription: Subscription, message: AlertMessage) -> None:
-        """Post one alert; raise a DeliveryError subtype when Telegram refuses it."""
+        """Post one alert, then its chart; raise a DeliveryError subtype when Telegram refuses
+        the text.
+
+        The text is the delivery's unit: once it is posted, the delivery has succeeded. The chart
+        photo after it is best effort: any failure of it is logged and swallowed, because raising
+        would make the dispatcher retry the whole delivery (posting the text twice) or count a
+        permanent failure against a subscription whose alert arrived.
+        """
         text = self.text(message)
+        chat_id = subscription.chat_id
         try:
-            await self._post(subscription.chat_id, subscription.topic_id, text)
+            await self._post(chat_id, subscription.topic_id, text)
         except ChatMigrated as err:
             # A group became a supergroup: its subscription moves, and this alert follows it.
-            new_id = str(err.new_chat_id)
-            self._store.migrate_chat("telegram", subscription.chat_id, new_id)
-            log.info("chat %s moved to %s; subscription migrated", subscription.chat_id, new_id)
+            chat_id = str(err.new_chat_id)
+            self._store.migrate_chat("telegram", subscription.chat_id, chat_id)
+            log.info("chat %s moved to %s; subscription migrated", subscription.chat_id, chat_id)
             try:
-                await self._post(new_id, subscription.topic_id, text)
+                await self._post(chat_id, subscription.topic_id, text)
             except TelegramError as again:
                 raise delivery_error(again) from again
         except TelegramError as err:
             raise delivery_error(err) from err
+        await self._attach_chart(chat_id, subscription.topic_id, message)
 
     async def _post(self, chat_id: str, topic_id: int | None, text: str) -> None:
         await self._bot.send_message(
@@ -93,6 +120,76 @@ class TelegramNotifier:
             link_preview_options=NO_PREVIEW,
             message_thread_id=topic_id,
         )
+
+    async def _attach_chart(
+        self, chat_id: str, topic_id: int | None, message: AlertMessage
+    ) -> None:
+        """Post the alert's chart after its text, when there is one for the alert's data."""
+        chart = await self._chart_for(message)
+        if chart is None:
+            return
+        try:
+            if self._file_id(chart) is None:
+                # One upload per chart: concurrent deliveries wait for it, then send its file id.
+                async with self._upload_lock:
+                    if self._file_id(chart) is None:
+                        sent = await self._send_photo(chat_id, topic_id, chart, chart.png)
+                        if sent.photo:
+                            self._uploaded = (_chart_key(chart), sent.photo[-1].file_id)
+                        return
+            await self._send_photo(chat_id, topic_id, chart, self._file_id(chart) or chart.png)
+        except TelegramError as err:
+            log.warning("alert chart not sent to chat %s: %s", chat_id, delivery_error(err))
+        except Exception as err:  # best effort: see send()
+            log.warning("alert chart not sent to chat %s: %s", chat_id, type(err).__name__)
+            log.debug("details of the chart send error", exc_info=True)
+
+    async def _send_photo(
+        self, chat_id: str, topic_id: int | None, chart: Chart, photo: bytes | str
+    ) -> Message:
+        return await self._bot.send_photo(
+            chat_id,
+            photo,
+            caption=caption(chart.caption),
+            parse_mode=ParseMode.HTML,
+            message_thread_id=topic_id,
+            filename=chart.filename,
+        )
+
+    def _file_id(self, chart: Chart) -> str | None:
+        """Telegram's id for `chart` once it has been uploaded."""
+        if self._uploaded is not None and self._uploaded[0] == _chart_key(chart):
+            return self._uploaded[1]
+        return None
+
+    async def _chart_for(self, message: AlertMessage) -> Chart | None:
+        """The sell-off chart of the alert's own data, or None (logged) when there is none."""
+        # A "pressure eased" note goes as text: the alert before it already carried the picture.
+        if self._charts is None or message.kind != "alert":
+            return None
+        wanted = message.explanation.data_time
+        latest = self._charts.explainer.latest
+        if latest is None or latest.explanation.data_time != wanted:
+            # A retry after newer data arrived: a chart of other data would contradict the text.
+            log.info("alert chart skipped: the alert's data (%s) is no longer current", wanted)
+            return None
+        try:
+            chart = await self._charts.sell_off()
+        except ChartUnavailable as err:
+            log.warning("alert chart skipped: %s", err)
+            return None
+        except Exception as err:  # best effort: see send()
+            log.warning("alert chart skipped: %s while making it", type(err).__name__)
+            log.debug("details of the chart error", exc_info=True)
+            return None
+        if chart.data_time != wanted:  # a refresh landed while it was made
+            log.info("alert chart skipped: it shows newer data than the alert")
+            return None
+        return chart
+
+
+def _chart_key(chart: Chart) -> tuple[datetime, str]:
+    return (chart.data_time, chart.filename)
 
 
 def delivery_error(err: TelegramError) -> DeliveryError:
