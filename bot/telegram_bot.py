@@ -1,8 +1,9 @@
 """The Telegram front-end: parse the update, ask the core, render, reply.
 
-Every command of the shared registry gets a handler; `/why` answers in HTML with "Refresh" and
-"Drivers" buttons. Replies go to the chat and forum topic the command came from. One error
-handler logs what failed and tells the user briefly. Alerts go out through `notifier`.
+Every command of the shared registry gets a handler; `/why` answers in HTML with "Refresh",
+"Drivers" and (when charts are set up) "Chart" buttons; `/chart` sends a picture. Replies go to the
+chat and forum topic the command came from. One error handler logs what failed and tells the user
+briefly. Alerts go out through `notifier`, with their chart.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ from telegram.ext import (
 from bot.alerts import AlertSettings
 from bot.commands import Replies, UsageError, command, commands_for, parse_min_drivers
 from bot.store import Store
-from bot.telegram_chat import Throttle, fit, may_manage, sender, target, where
+from bot.telegram_chat import Throttle, caption, fit, may_manage, sender, target, where
 from bot.telegram_notifier import NO_PREVIEW, TelegramNotifier
 from explainers import render
+from explainers.chart_service import ChartMaker
 from explainers.collect import utcnow
-from explainers.errors import CoinDataUnavailable, UnknownCoin
+from explainers.errors import ChartUnavailable, CoinDataUnavailable, UnknownCoin
 from explainers.models import Explanation
 from explainers.service import Explainer
 from explainers.settings import Thresholds
@@ -53,10 +55,11 @@ App = Application[Any, Any, Any, Any, Any, Any]
 Context = ContextTypes.DEFAULT_TYPE
 Handler = Callable[[Update, Context], Awaitable[None]]
 
-REFRESH_PERIOD_S = 30  # per chat: Refresh and Drivers presses, each
+REFRESH_PERIOD_S = 30  # per chat: Refresh, Drivers and Chart presses, each
 CALLBACK_TEXT_LIMIT = 200  # answerCallbackQuery's notice
 CALLBACK_DATA_LIMIT = 64  # bytes
-REFRESH, DRIVERS = "why:refresh", "why:drivers"
+REFRESH, DRIVERS, CHART = "why:refresh", "why:drivers", "why:chart"
+ETF = "etf"  # /chart's subject for the ETF-flows chart
 # Commands and channel posts; edited messages are not commands run again.
 INCOMING = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.CALLBACK_QUERY]
@@ -79,8 +82,10 @@ class TelegramFrontend:
         file_url: str = "https://api.telegram.org/file/bot",
         clock: Callable[[], datetime] = utcnow,
         application_builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] | None = None,
+        charts: ChartMaker | None = None,
     ) -> None:
         self.explainer = explainer
+        self.charts = charts  # None: /chart says in words that it has no chart; alerts are text
         self.store = store
         self.thresholds = thresholds
         self.alert_settings = alert_settings
@@ -105,7 +110,9 @@ class TelegramFrontend:
             .concurrent_updates(True)
             .build()
         )
-        self.notifier = TelegramNotifier(self.application.bot, store, self.replies, thresholds)
+        self.notifier = TelegramNotifier(
+            self.application.bot, store, self.replies, thresholds, charts=charts
+        )
         self._register()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -137,6 +144,7 @@ class TelegramFrontend:
             "help": self._help,
             "why": self._why,
             "drivers": self._drivers,
+            "chart": self._chart,
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
             "settings": self._settings,
@@ -156,6 +164,7 @@ class TelegramFrontend:
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
         app.add_handler(CallbackQueryHandler(self._refresh, pattern=rf"^{REFRESH}(:|$)"))
         app.add_handler(CallbackQueryHandler(self._drivers_button, pattern=rf"^{DRIVERS}$"))
+        app.add_handler(CallbackQueryHandler(self._chart_button, pattern=rf"^{CHART}(:|$)"))
         app.add_error_handler(self._on_error)
 
     def _admins_only(self, handler: Handler) -> Handler:
@@ -187,13 +196,18 @@ class TelegramFrontend:
         coin = args[0] if args else None
         try:
             explanation = await self.explainer.explain(coin)
-        except UnknownCoin as err:
-            await self._reply(message, self.replies.unknown_coin(err.query, err.suggestions))
+        except (UnknownCoin, CoinDataUnavailable) as err:
+            await self._reply(message, self._refusal(self.replies, err, coin))
             return
-        except CoinDataUnavailable:
-            await self._reply(message, self.replies.coin_data_unavailable(coin or ""))
+        # No chart here: drawing one must never delay the answer; the Chart button asks for it.
+        await self._reply(message, self._answer(explanation), self._keyboard(explanation))
+
+    async def _chart(self, update: Update, context: Context) -> None:
+        message, args = _message(update), context.args or []
+        if len(args) > 1:
+            await self._reply(message, self.replies.usage("chart"))
             return
-        await self._reply(message, self._answer(explanation), keyboard(explanation))
+        await self._send_chart(message, args[0] if args else None)
 
     async def _drivers(self, update: Update, context: Context) -> None:
         explanation = await self.explainer.explain()
@@ -269,18 +283,15 @@ class TelegramFrontend:
         coin = (query.data or "").removeprefix(REFRESH).removeprefix(":") or None
         try:
             explanation = await self.explainer.explain(coin)
-        except UnknownCoin as err:
-            await query.answer(_notice(self.notices.unknown_coin(err.query, err.suggestions)))
-            return
-        except CoinDataUnavailable:
-            await query.answer(_notice(self.notices.coin_data_unavailable(coin or "")))
+        except (UnknownCoin, CoinDataUnavailable) as err:
+            await query.answer(_notice(self._refusal(self.notices, err, coin)))
             return
         try:
             await query.edit_message_text(
                 self._answer(explanation),
                 parse_mode=ParseMode.HTML,
                 link_preview_options=NO_PREVIEW,
-                reply_markup=keyboard(explanation),
+                reply_markup=self._keyboard(explanation),
             )
         except BadRequest as err:
             # Nothing changed since the last answer: the message is already up to date.
@@ -297,6 +308,15 @@ class TelegramFrontend:
         if isinstance(query.message, Message):
             await self._reply(query.message, self.replies.drivers(explanation))
 
+    async def _chart_button(self, update: Update, context: Context) -> None:
+        query = _query(update)
+        if not await self._admit(query, "chart"):
+            return
+        await query.answer()  # at once: drawing may take a moment
+        coin = (query.data or "").removeprefix(CHART).removeprefix(":") or None
+        if isinstance(query.message, Message):
+            await self._send_chart(query.message, coin)
+
     async def _admit(self, query: CallbackQuery, action: str) -> bool:
         """Apply the per-chat throttle; tell the presser how long to wait when it says no."""
         chat_id = query.message.chat.id if query.message is not None else query.from_user.id
@@ -309,6 +329,39 @@ class TelegramFrontend:
 
     def _answer(self, explanation: Explanation) -> str:
         return render.telegram_html(explanation, self.thresholds)
+
+    def _keyboard(self, explanation: Explanation) -> InlineKeyboardMarkup:
+        return keyboard(explanation, chart=self.charts is not None)
+
+    @staticmethod
+    def _refusal(replies: Replies, err: UnknownCoin | CoinDataUnavailable, coin: str | None) -> str:
+        """What /why, its Refresh and /chart say for a coin they cannot answer for."""
+        if isinstance(err, UnknownCoin):
+            return replies.unknown_coin(err.query, err.suggestions)
+        return replies.coin_data_unavailable(coin or "")
+
+    async def _send_chart(self, message: Message, subject: str | None) -> None:
+        """Reply with the chart of `subject` (a coin, "etf", or None for the market); when it
+        cannot be drawn, say so in words."""
+        if self.charts is None:
+            await self._reply(message, self.replies.chart_unavailable())
+            return
+        etf = (subject or "").strip().lower() == ETF
+        try:
+            chart = await (self.charts.etf() if etf else self.charts.sell_off(subject))
+        except (UnknownCoin, CoinDataUnavailable) as err:
+            await self._reply(message, self._refusal(self.replies, err, subject))
+            return
+        except ChartUnavailable as err:
+            log.warning("telegram: no %s chart: %s", ETF if etf else "sell-off", err)
+            await self._reply(message, self.replies.chart_unavailable(str(err)))
+            return
+        await message.reply_photo(
+            chart.png,
+            caption=caption(chart.caption),
+            parse_mode=ParseMode.HTML,
+            filename=chart.filename,
+        )
 
     async def _reply(
         self, message: Message, html: str, markup: InlineKeyboardMarkup | None = None
@@ -340,23 +393,25 @@ class TelegramFrontend:
             log.warning("telegram: could not tell the chat about the failure (%s)", err.message)
 
 
-def keyboard(explanation: Explanation) -> InlineKeyboardMarkup:
-    """The buttons under an answer: Refresh (the same question again) and Drivers."""
-    refresh = REFRESH
+def keyboard(explanation: Explanation, *, chart: bool = False) -> InlineKeyboardMarkup:
+    """The buttons under an answer: Refresh (the same question again), Drivers, and Chart."""
+    buttons = [
+        InlineKeyboardButton("Refresh", callback_data=_with_coin(REFRESH, explanation)),
+        InlineKeyboardButton("Drivers", callback_data=DRIVERS),
+    ]
+    if chart:
+        buttons.append(InlineKeyboardButton("Chart", callback_data=_with_coin(CHART, explanation)))
+    return InlineKeyboardMarkup([buttons])
+
+
+def _with_coin(action: str, explanation: Explanation) -> str:
+    """A button's data naming the answer's coin (by id, else symbol) when that fits in 64 bytes."""
     if explanation.coin is not None:
-        with_coin = f"{REFRESH}:{explanation.coin.id}"
-        if len(with_coin.encode()) <= CALLBACK_DATA_LIMIT:
-            refresh = with_coin
-        elif len(f"{REFRESH}:{explanation.coin.symbol}".encode()) <= CALLBACK_DATA_LIMIT:
-            refresh = f"{REFRESH}:{explanation.coin.symbol}"
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton("Refresh", callback_data=refresh),
-                InlineKeyboardButton("Drivers", callback_data=DRIVERS),
-            ]
-        ]
-    )
+        for name in (explanation.coin.id, explanation.coin.symbol):
+            data = f"{action}:{name}"
+            if len(data.encode()) <= CALLBACK_DATA_LIMIT:
+                return data
+    return action
 
 
 def _message(update: Update) -> Message:
