@@ -1,17 +1,68 @@
-"""Helpers for the Telegram front-end tests: run the bot, wait for a condition, read what it did."""
+"""Helpers for the Telegram front-end tests: the shared fixtures (register this module with
+`pytest_plugins`), run the bot, wait for a condition, read what it did."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import pytest
+
+from bot.config import Settings
+from bot.store import Store
 from bot.telegram_bot import TelegramFrontend
-from tests.telegram_harness import CompatLayer
+from explainers.service import Explainer
+from tests.replay_helpers import Upstream
+from tests.telegram_harness import Chat, CompatLayer, TelegramEmulator, User
 
 POLL_INTERVAL = 0.02
 TIMEOUT = 5.0
+ALICE = User(5001, "Alice", "alice")
+BOB = User(5002, "Bob", "bob")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None)
+
+
+@pytest.fixture
+def upstream() -> Upstream:
+    return Upstream()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "whydown.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def explainer(upstream: Upstream, settings: Settings) -> AsyncIterator[Explainer]:
+    async with upstream.client(settings) as client:
+        yield upstream.explainer(client, settings)
+
+
+@pytest.fixture
+def failures() -> Iterator[Failures]:
+    """Errors the front-end logged; a test that expects some empties the list."""
+    handler = Failures()
+    logger = logging.getLogger("whydown.telegram")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    assert [r.getMessage() for r in handler.records] == []
+
+
+def admin_in(emulator: TelegramEmulator, chat: Chat, *admins: User) -> None:
+    """Declare `chat`, with `admins` as its administrators and BOB as a plain member."""
+    emulator.layer.add_chat(chat.to_api())
+    for admin in admins:
+        emulator.layer.set_member(chat.id, admin.to_api(), "administrator")
+    emulator.layer.set_member(chat.id, BOB.to_api(), "member")
 
 
 @asynccontextmanager

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 from pydantic import SecretStr
 
@@ -24,13 +20,23 @@ from bot.telegram_bot import TelegramFrontend
 from explainers.render import TELEGRAM_LIMIT
 from explainers.service import Explainer
 from tests.replay_helpers import Upstream
-from tests.telegram_harness import Chat, TelegramEmulator, User
-from tests.telegram_scenarios import Failures, command_lines, eventually, notices, running
+from tests.telegram_harness import Chat, TelegramEmulator
 
-pytest_plugins = ["tests.telegram_harness.fixtures"]
+# telegram_scenarios is also a fixture plugin: its asserts are rewritten when imported here first
+pytest.register_assert_rewrite("tests.telegram_scenarios")
+from tests.telegram_scenarios import (  # noqa: E402
+    ALICE,
+    BOB,
+    Failures,
+    admin_in,
+    command_lines,
+    eventually,
+    notices,
+    running,
+)
 
-ALICE = User(5001, "Alice", "alice")
-BOB = User(5002, "Bob", "bob")
+pytest_plugins = ["tests.telegram_harness.fixtures", "tests.telegram_scenarios"]
+
 REPLIES = Replies("telegram", "html")
 VERDICT = "<b>Crypto is down: total market cap -13.9% in 24h, BTC -13.1% (-2.4% in 1h).</b>"
 FIRING = [
@@ -40,39 +46,6 @@ FIRING = [
     "Liquidation cascade",
     "Stock market weakness",
 ]
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return Settings(_env_file=None)
-
-
-@pytest.fixture
-def upstream() -> Upstream:
-    return Upstream()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "whydown.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-async def explainer(upstream: Upstream, settings: Settings) -> AsyncIterator[Explainer]:
-    async with upstream.client(settings) as client:
-        yield upstream.explainer(client, settings)
-
-
-@pytest.fixture
-def failures() -> Iterator[Failures]:
-    """Errors the front-end logged; a test that expects some empties the list."""
-    handler = Failures()
-    logger = logging.getLogger("whydown.telegram")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-    assert [r.getMessage() for r in handler.records] == []
 
 
 @pytest.fixture
@@ -95,14 +68,6 @@ def frontend(
         clock=upstream.clock,
         application_builder=telegram_emulator.application_builder(),
     )
-
-
-def admin_in(emulator: TelegramEmulator, chat: Chat, *admins: User) -> None:
-    """Declare `chat`, with `admins` as its administrators and BOB as a plain member."""
-    emulator.layer.add_chat(chat.to_api())
-    for admin in admins:
-        emulator.layer.set_member(chat.id, admin.to_api(), "administrator")
-    emulator.layer.set_member(chat.id, BOB.to_api(), "member")
 
 
 # --- /why --------------------------------------------------------------------------------------
@@ -470,6 +435,7 @@ async def test_help_and_start_list_exactly_the_registry_commands(
     assert help_.text is not None
     assert command_lines(help_.text) == registry
     assert "/why [coin]" in registry and "/subscribe [min_drivers]" in registry
+    assert "/chart [coin|etf]" in registry
     assert start.text == help_.text
 
 
