@@ -20,6 +20,7 @@ from bot.alerts import AlertEngine
 from bot.config import Settings
 from bot.delivery import Notifier
 from bot.store import AlreadyRunning, Store
+from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
 from explainers.models import Explanation, Replay
@@ -90,7 +91,11 @@ def missing_tokens_message() -> str:
 
 
 def frontends(
-    settings: Settings, explainer: Explainer, store: Store, clock: Callable[[], datetime]
+    settings: Settings,
+    explainer: Explainer,
+    store: Store,
+    charts: ChartMaker,
+    clock: Callable[[], datetime],
 ) -> list[Frontend]:
     """A front-end for each platform whose token is set (imported only when needed)."""
     result: list[Frontend] = []
@@ -107,6 +112,7 @@ def frontends(
                 api_url=settings.telegram_api_url,
                 file_url=settings.telegram_file_url,
                 clock=clock,
+                charts=charts,
             )
         )
     if settings.discord_token is not None:
@@ -121,6 +127,7 @@ def frontends(
                 alert_settings=settings.alerts,
                 guild_id=settings.discord_guild_id,
                 clock=clock,
+                charts=charts,
             )
         )
     return result
@@ -223,7 +230,9 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
                 clock=clock,
                 replay=scenario.replay if scenario else None,
             )
-            fronts = frontends(settings, explainer, store, clock)
+            # one chart maker for both platforms: a chart is drawn once per refresh and resent
+            charts = ChartMaker(explainer, client, settings.sources, clock=clock)
+            fronts = frontends(settings, explainer, store, charts, clock)
             engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
             jobs = Jobs(explainer, store, engine)
             scheduler = scheduler_for(jobs, settings)

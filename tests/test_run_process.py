@@ -73,10 +73,11 @@ async def test_run_answers_alerts_refuses_a_second_instance_and_stops_cleanly(
     client = telegram_emulator.client
     chat = Chat.private(CAROL)
 
-    alert = await client.wait_for_reply(chat, timeout=20)
+    alert, picture = await client.wait_for_messages(chat, 2, timeout=30)
     assert alert.text is not None and alert.text.startswith(
         "<b>Crash alert</b>: 5 sell-off drivers firing together."
     )
+    assert picture.photo is not None and picture.photo.startswith(b"\x89PNG")  # the chart
 
     await client.send_command(chat, "why", user=CAROL)
     answer = await client.wait_for_reply(chat, timeout=20)
