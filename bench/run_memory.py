@@ -8,7 +8,8 @@ minute for 24 hours, and a day of liquidation events. Then `whydown run --demo` 
 process with its Telegram front-end pointed at a minimal Bot API stand-in served here on
 127.0.0.1, which accepts every call. The demo replay fires five drivers, so the first refresh
 sends an alert to every subscription, paced at Telegram's 30 messages/s. After `--seconds` the
-child gets SIGTERM; the figure is its peak resident set (ru_maxrss of the reaped child).
+child gets SIGTERM. Reported: the bot process's peak resident set (VmHWM) and that of the chart
+renderer process it starts (charts are drawn in a separate process), read just before SIGTERM.
 """
 
 from __future__ import annotations
@@ -71,11 +72,25 @@ def seed(path: Path, subscriptions: int) -> None:
         )
 
 
+def high_water_mb(pid: int) -> float:
+    """A live process's peak resident set (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
 class FakeBotApi:
     """Just enough of the Bot API for python-telegram-bot to start, poll and send."""
 
     def __init__(self) -> None:
         self.sent = 0
+        self.photos = 0
         self.message_id = 0
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -90,8 +105,9 @@ class FakeBotApi:
         elif method == "getUpdates":
             await asyncio.sleep(1.0)  # a short long-poll with nothing new
             result = []
-        elif method == "sendMessage":
-            self.sent += 1
+        elif method in ("sendMessage", "sendPhoto"):
+            self.sent += method == "sendMessage"
+            self.photos += method == "sendPhoto"
             self.message_id += 1
             form = (
                 dict(await request.post())
@@ -102,8 +118,13 @@ class FakeBotApi:
                 "message_id": self.message_id,
                 "date": int(time.time()),
                 "chat": {"id": int(form.get("chat_id", 1)), "type": "private"},
-                "text": "ok",
             }
+            if method == "sendPhoto":
+                result["photo"] = [
+                    {"file_id": "chart", "file_unique_id": "chart", "width": 1200, "height": 900}
+                ]
+            else:
+                result["text"] = "ok"
         else:  # deleteWebhook, setMyCommands, close, ...
             result = True
         return web.json_response({"ok": True, "result": result})
@@ -137,6 +158,8 @@ async def main(subscriptions: int, seconds: float) -> None:
         sys.executable, "-m", "bot.cli", "run", "--demo", env=env, cwd=workdir
     )
     await asyncio.sleep(seconds)  # the bench's observation window, not a test wait
+    bot_mb = high_water_mb(child.pid)
+    renderers = [(pid, high_water_mb(pid)) for pid in children(child.pid)]
     child.send_signal(signal.SIGTERM)
     stop_started = time.perf_counter()
     code = await child.wait()
@@ -148,10 +171,13 @@ async def main(subscriptions: int, seconds: float) -> None:
             store.db.execute("select status, count(*) from deliveries group by status").fetchall()
         )
     print(
-        f"`whydown run --demo` for {seconds:.0f} s: {api.sent} alert messages sent; deliveries by status {pending}"
+        f"`whydown run --demo` for {seconds:.0f} s: {api.sent} alert messages and {api.photos} chart photos sent; deliveries by status {pending}"
     )
     print(f"stopped by SIGTERM in {stop_s:.2f} s with exit code {code}")
-    print(f"peak RSS of the run: {peak_mb:.1f} MB (target <= 150 MB)")
+    print(f"peak RSS of the bot process: {bot_mb:.1f} MB (target <= 150 MB)")
+    for pid, mb in renderers:
+        print(f"peak RSS of its chart renderer process {pid}: {mb:.1f} MB")
+    print(f"largest process of the run, reaped (ru_maxrss): {peak_mb:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import sqlite_utils
 from pydantic import BaseModel, ConfigDict, Field
 
 from explainers.history import starts_coverage
-from explainers.models import Explanation, Liquidation
+from explainers.models import Explanation, Liquidation, LiquidationHour
 
 DEFAULT_DB_PATH = Path("data/whydown.db")
 MIN_DRIVERS_LOWEST = 2
@@ -641,8 +641,41 @@ class Store:
         ]
 
     def liquidations_tracked_since(self) -> datetime | None:
-        """When liquidation tracking began, or None."""
+        """Since when events have been tracked without a gap, or None."""
         return _dt(self.get_meta(_TRACKED_SINCE))
+
+    def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
+        """(long USD, short USD) of stored events with ``since <= ts <= until``, summed in SQL."""
+        sums = dict(
+            self.db.execute(
+                "SELECT side, SUM(usd) FROM liquidation_events WHERE ts >= ? AND ts <= ? "
+                "GROUP BY side",
+                (_ts(since), _ts(until)),
+            ).fetchall()
+        )
+        return float(sums.get("long") or 0.0), float(sums.get("short") or 0.0)
+
+    def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
+        """Hourly sums of stored events with ``ts >= since``, oldest first, summed in SQL (a
+        day can hold tens of thousands of events; they are never loaded to be added up)."""
+        rows = self.db.execute(
+            # the fixed-format timestamps start "YYYY-MM-DDTHH": the first 13 characters name the hour
+            "SELECT substr(ts, 1, 13) AS hour, "
+            "SUM(CASE WHEN side = 'long' THEN usd ELSE 0 END), "
+            "SUM(CASE WHEN side = 'short' THEN usd ELSE 0 END), "
+            "GROUP_CONCAT(DISTINCT instrument) "
+            "FROM liquidation_events WHERE ts >= ? GROUP BY hour ORDER BY hour",
+            (_ts(since),),
+        ).fetchall()
+        return [
+            LiquidationHour(
+                hour=datetime.fromisoformat(f"{hour}:00:00+00:00"),
+                long_usd=float(long_usd),
+                short_usd=float(short_usd),
+                instruments=sorted(set(instruments.split(","))),
+            )
+            for hour, long_usd, short_usd, instruments in rows
+        ]
 
     # housekeeping
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
 
-from explainers import charts
 from explainers import formatting as fmt
 from explainers.collect import Clock, utcnow
 from explainers.errors import ChartUnavailable, SourceError
@@ -28,6 +28,9 @@ from explainers.settings import SourceSettings
 from explainers.sources import coinbase, coingecko
 
 log = logging.getLogger(__name__)
+
+#: the span a sell-off chart shows
+WINDOW = timedelta(hours=24)
 
 #: coins Coinbase can stand in for when CoinGecko's price history fails
 COINBASE_PRODUCTS = {"bitcoin": "BTC-USD", "ethereum": "ETH-USD"}
@@ -47,7 +50,7 @@ CacheKey = tuple[datetime, str, str]
 
 
 def driver_marks(
-    history: History, keys: list[str], now: datetime, window: timedelta = charts.WINDOW
+    history: History, keys: list[str], now: datetime, window: timedelta = WINDOW
 ) -> dict[str, datetime]:
     """For each driver in `keys`, when its current firing streak began within the window (from
     the states stored after each refresh); drivers with no stored streak are left out."""
@@ -71,11 +74,16 @@ class ChartMaker:
         client: httpx.AsyncClient,
         cfg: SourceSettings,
         clock: Clock = utcnow,
+        executor: Executor | None = None,
     ) -> None:
         self.explainer = explainer
         self.client = client
         self.cfg = cfg
         self.clock = clock
+        # None: draw in a worker thread. `whydown run` passes a one-process pool instead, so
+        # matplotlib's memory stays out of the bot's process and a crash in drawing cannot
+        # take the bot down.
+        self.executor = executor
         #: renders actually drawn (not served from the cache), for tests and benchmarks
         self.renders = 0
         self._cache: dict[CacheKey, Chart] = {}
@@ -130,11 +138,11 @@ class ChartMaker:
         else:
             prices, coin_prices = await btc_task, None
         history = self.explainer.history
-        liquidations = history.liquidations(now - charts.WINDOW)
+        liquidations = history.liquidation_hours(now - WINDOW)
         marks = driver_marks(history, [d.key for d in explanation.fired], now)
         png = await self._render(
             "sell-off",
-            charts.sell_off_chart,
+            "sell_off_chart",
             explanation,
             prices,
             coin_prices,
@@ -157,7 +165,7 @@ class ChartMaker:
         if flows is None or not flows.days:
             log.warning("chart etf: no ETF flows were read this refresh")
             raise ChartUnavailable("no ETF flow data was read this time")
-        png = await self._render("etf", charts.etf_chart, flows, now, self.explainer.replay)
+        png = await self._render("etf", "etf_chart", flows, now, self.explainer.replay)
         latest = next((d for d in reversed(flows.days) if d.total_musd is not None), None)
         caption = "US spot-Bitcoin-ETF net flows, last 15 trading days"
         if latest is not None:
@@ -170,11 +178,16 @@ class ChartMaker:
             filename=f"whydown-etf-{now:%Y%m%d-%H%M}.png",
         )
 
-    async def _render(self, kind: str, draw: Callable[..., bytes], *args: object) -> bytes:
-        """Draw in a worker thread so the event loop keeps serving; any failure is logged and
-        becomes ChartUnavailable."""
+    async def _render(self, kind: str, draw: str, *args: object) -> bytes:
+        """Draw off the event loop (worker thread or renderer process); any failure is logged
+        and becomes ChartUnavailable."""
         try:
-            png = await asyncio.to_thread(draw, *args)
+            if self.executor is None:
+                png = await asyncio.to_thread(_draw, draw, *args)
+            else:
+                png = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, _draw, draw, *args
+                )
         except Exception as err:
             log.exception("chart %s could not be drawn", kind)
             raise ChartUnavailable("the chart could not be drawn") from err
@@ -210,7 +223,7 @@ class ChartMaker:
 
 def _replay_prefix(explanation: Explanation) -> str:
     replay = explanation.replay
-    return f"{charts.replay_label(replay)}. " if replay is not None else ""
+    return f"{fmt.replay_label(replay)}. " if replay is not None else ""
 
 
 def sell_off_caption(explanation: Explanation) -> str:
@@ -226,5 +239,14 @@ def sell_off_caption(explanation: Explanation) -> str:
     fired = len(explanation.fired)
     return (
         f"{_replay_prefix(explanation)}{move}; {fired} of {len(explanation.drivers)} "
-        f"sell-off drivers firing. Data as of {charts.stamp(explanation.data_time)}."
+        f"sell-off drivers firing. Data as of {fmt.when_full(explanation.data_time)}."
     )
+
+
+def _draw(name: str, *args: object) -> bytes:
+    """Call one of explainers.charts' drawing functions. matplotlib is imported here, on first
+    use, in whichever thread or process draws: a bot that never draws never loads it."""
+    from explainers import charts
+
+    draw: Callable[..., bytes] = getattr(charts, name)
+    return draw(*args)

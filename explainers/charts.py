@@ -29,17 +29,17 @@ from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import FuncFormatter
 
 from explainers import formatting as fmt
+from explainers.chart_service import WINDOW
 from explainers.models import (
     DriverResult,
     EtfFlows,
     Explanation,
-    Liquidation,
+    LiquidationHour,
     PriceSeries,
     Replay,
 )
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 900, 100
-WINDOW = timedelta(hours=24)
 ETF_DAYS = 15
 
 BG = "#1e2633"
@@ -123,8 +123,8 @@ def _panel_title(ax: Axes, text: str) -> None:
     )
 
 
-def replay_label(replay: Replay) -> str:
-    return f"Replay: {replay.scenario} ({fmt.day(replay.scenario_date)})"
+replay_label = fmt.replay_label
+stamp = fmt.when_full
 
 
 def _header(fig: Figure, title: str, subtitle: str, replay: Replay | None) -> None:
@@ -172,12 +172,6 @@ def _time_axis(ax: Axes, start: datetime, end: datetime, labels: bool) -> None:
     ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 4), tz=UTC))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
     ax.tick_params(axis="x", labelbottom=labels)
-
-
-def stamp(moment: datetime) -> str:
-    """08:00 UTC, 5 Aug 2024."""
-    moment = moment.astimezone(UTC)
-    return f"{moment:%H:%M} UTC, {fmt.day(moment.date())}"
 
 
 def _usd_axis(value: float, _pos: int) -> str:
@@ -265,45 +259,36 @@ def _driver_strip(fig: Figure, drivers: Sequence[DriverResult]) -> None:
 
 
 def _hourly_liquidations(
-    events: Sequence[Liquidation], tracked_since: datetime | None, end: datetime
+    hours: Sequence[LiquidationHour], tracked_since: datetime | None, end: datetime
 ) -> list[tuple[datetime, float | None, float | None]]:
     """(hour start, long USD, short USD) for the 24 clock hours up to `end`; None for hours
     before tracking began (unknown, not zero)."""
     last = end.replace(minute=0, second=0, microsecond=0)
-    hours = [last - timedelta(hours=h) for h in range(23, -1, -1)]
+    sums = {h.hour: h for h in hours}
     rows: list[tuple[datetime, float | None, float | None]] = []
-    for start in hours:
-        stop = start + timedelta(hours=1)
-        if tracked_since is None or stop <= tracked_since:
+    for start in (last - timedelta(hours=h) for h in range(23, -1, -1)):
+        if tracked_since is None or start + timedelta(hours=1) <= tracked_since:
             rows.append((start, None, None))
             continue
-        inside = [e for e in events if start <= e.ts < stop]
-        rows.append(
-            (
-                start,
-                sum(e.usd for e in inside if e.position_side == "long"),
-                sum(e.usd for e in inside if e.position_side == "short"),
-            )
-        )
+        known = sums.get(start)
+        rows.append((start, known.long_usd if known else 0.0, known.short_usd if known else 0.0))
     return rows
 
 
 def _liquidation_panel(
     ax: Axes,
-    events: Sequence[Liquidation],
+    hours: Sequence[LiquidationHour],
     tracked_since: datetime | None,
     start: datetime,
     end: datetime,
 ) -> None:
     _style(ax)
-    venues = sorted({e.exchange for e in events}) or ["OKX"]
-    coins = sorted({e.instrument.split("-")[0] for e in events})
-    label = f"Liquidations per hour, {', '.join(venues)}" + (
-        f" ({', '.join(coins)})" if coins else ""
-    )
+    coins = sorted({i.split("-")[0] for h in hours for i in h.instruments})
+    # OKX is the one venue tracked (Binance and Bybit publish liquidations only by websocket)
+    label = "Liquidations per hour, OKX" + (f" ({', '.join(coins)})" if coins else "")
     _panel_title(ax, label)
     ax.yaxis.set_major_formatter(FuncFormatter(_millions_axis))
-    rows = _hourly_liquidations(events, tracked_since, end)
+    rows = _hourly_liquidations(hours, tracked_since, end)
     if all(long is None for _, long, _ in rows):
         ax.set_ylim(0, 1)
         ax.set_yticks([])
@@ -494,7 +479,7 @@ def sell_off_chart(
     explanation: Explanation,
     prices: PriceSeries | None,
     coin_prices: PriceSeries | None,
-    liquidations: list[Liquidation],
+    liquidations: list[LiquidationHour],
     driver_marks: dict[str, datetime],
     now: datetime,
 ) -> bytes:
@@ -509,7 +494,7 @@ def sell_off_figure(
     explanation: Explanation,
     prices: PriceSeries | None,
     coin_prices: PriceSeries | None,
-    liquidations: list[Liquidation],
+    liquidations: list[LiquidationHour],
     driver_marks: dict[str, datetime],
     now: datetime,
 ) -> Figure:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from explainers.models import Replay
 
 UNKNOWN = "unknown"
 
@@ -72,3 +76,16 @@ def day(value: date | None) -> str:
     if value is None:
         return UNKNOWN
     return f"{value.day} {value.strftime('%b %Y')}"
+
+
+def when_full(value: datetime | None) -> str:
+    """08:00 UTC, 5 Aug 2024."""
+    if value is None:
+        return UNKNOWN
+    value = value.astimezone(UTC)
+    return f"{value:%H:%M} UTC, {day(value.date())}"
+
+
+def replay_label(replay: Replay) -> str:
+    """Replay: Yen carry-trade unwind (5 Aug 2024)."""
+    return f"Replay: {replay.scenario} ({day(replay.scenario_date)})"

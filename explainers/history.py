@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from explainers.models import Liquidation
+from explainers.models import Liquidation, LiquidationHour
 
 #: polls further apart than this leave a hole in the tracked events: coverage starts again
 MAX_POLL_GAP = timedelta(minutes=10)
@@ -37,6 +37,13 @@ class History(Protocol):
 
     def liquidations_tracked_since(self) -> datetime | None:
         """Since when events have been tracked without a gap, or None."""
+
+    def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
+        """(long USD, short USD) of stored events with `since <= ts <= until`."""
+
+    def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
+        """Hourly sums of stored events with `ts >= since`, oldest first; hours without events
+        are absent."""
 
 
 class MemoryHistory:
@@ -75,6 +82,27 @@ class MemoryHistory:
 
     def liquidations_tracked_since(self) -> datetime | None:
         return self._tracked_since
+
+    def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
+        events = [e for e in self._liquidations.values() if since <= e.ts <= until]
+        return (
+            sum(e.usd for e in events if e.position_side == "long"),
+            sum(e.usd for e in events if e.position_side == "short"),
+        )
+
+    def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
+        hours: dict[datetime, list[Liquidation]] = {}
+        for event in self.liquidations(since):
+            hours.setdefault(event.ts.replace(minute=0, second=0, microsecond=0), []).append(event)
+        return [
+            LiquidationHour(
+                hour=hour,
+                long_usd=sum(e.usd for e in events if e.position_side == "long"),
+                short_usd=sum(e.usd for e in events if e.position_side == "short"),
+                instruments=sorted({e.instrument for e in events}),
+            )
+            for hour, events in sorted(hours.items())
+        ]
 
 
 def starts_coverage(

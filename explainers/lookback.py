@@ -89,12 +89,9 @@ def _totals(history: History, now: datetime, hours: int) -> LiquidationTotals | 
     tracked_since = history.liquidations_tracked_since()
     if tracked_since is None:
         return None
-    events = history.liquidations(now - timedelta(hours=hours))
+    long_usd, short_usd = history.liquidation_totals(now - timedelta(hours=hours), now)
     return LiquidationTotals(
-        window_h=hours,
-        long_usd=sum(e.usd for e in events if e.position_side == "long" and e.ts <= now),
-        short_usd=sum(e.usd for e in events if e.position_side == "short" and e.ts <= now),
-        tracked_since=tracked_since,
+        window_h=hours, long_usd=long_usd, short_usd=short_usd, tracked_since=tracked_since
     )
 
 

@@ -99,6 +99,15 @@ class Liquidation(Model):
         return f"{self.exchange}|{self.instrument}|{self.ts.isoformat()}|{self.position_side}|{self.size}|{self.price}"
 
 
+class LiquidationHour(Model):
+    """Long and short liquidations summed over one clock hour (UTC)."""
+
+    hour: datetime
+    long_usd: float
+    short_usd: float
+    instruments: list[str] = Field(default_factory=list)
+
+
 class Liquidations(SourceResult):
     """The most recent liquidation orders an exchange reports (a window, not a total)."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -50,13 +49,6 @@ def safe_url(url: str | None) -> str:
     return url if url and url.startswith(("https://", "http://")) else ""
 
 
-def _when_full(value: datetime | None) -> str:
-    if value is None:
-        return fmt.UNKNOWN
-    value = value.astimezone(UTC)
-    return f"{value:%H:%M} UTC, {value.day} {value:%b %Y}"
-
-
 def _environment(**options: Any) -> Environment:
     env = Environment(
         loader=PackageLoader("explainers", "templates"),
@@ -74,7 +66,7 @@ def _environment(**options: Any) -> Environment:
         "pts_plain": lambda v: f"{v:.1f} pts",
         "bp": fmt.bp,
         "when": fmt.when,
-        "when_full": _when_full,
+        "when_full": fmt.when_full,
         "day": fmt.day,
         "share": lambda v: f"{v:.0%}",
         "signed": lambda v: f"{v:+d}",

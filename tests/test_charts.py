@@ -253,7 +253,7 @@ async def test_demo_sell_off_chart() -> None:
         refreshed.explanation,
         None,
         None,
-        history.liquidations(upstream.now - timedelta(hours=24)),
+        history.liquidation_hours(upstream.now - timedelta(hours=24)),
         driver_marks(history, [d.key for d in refreshed.explanation.fired], upstream.now),
         upstream.now,
     )

@@ -287,6 +287,14 @@ def test_store_behaves_like_memory_history(store: Store) -> None:
     assert [e.key for e in store.liquidations(since)] == [batch_1[1].key, batch_2[1].key]
     assert store.liquidations_tracked_since() == memory.liquidations_tracked_since()
     assert store.liquidations_tracked_since() == START - timedelta(minutes=90)
+    for window in (timedelta(hours=1), timedelta(hours=3)):
+        totals = store.liquidation_totals(START - window, START)
+        assert totals == memory.liquidation_totals(START - window, START)
+    assert store.liquidation_totals(START - timedelta(hours=3), START) == (5e6, 2e6)
+    hours = store.liquidation_hours(START - timedelta(hours=3))
+    assert hours == memory.liquidation_hours(START - timedelta(hours=3))
+    assert [(h.hour.hour, h.long_usd, h.short_usd) for h in hours] == [(6, 1e6, 0.0), (7, 4e6, 2e6)]
+    assert hours[0].instruments == ["BTC-USDT-SWAP"]
     for name in ("premium_pct", "cut_odds"):
         for cutoff in (START - timedelta(days=1), START - timedelta(hours=1)):
             assert store.figures(name, cutoff) == memory.figures(name, cutoff)
