@@ -8,8 +8,8 @@ minute for 24 hours, and a day of liquidation events. Then `whydown run --demo` 
 process with its Telegram front-end pointed at a minimal Bot API stand-in served here on
 127.0.0.1, which accepts every call. The demo replay fires five drivers, so the first refresh
 sends an alert to every subscription, paced at Telegram's 30 messages/s. After `--seconds` the
-child gets SIGTERM. Reported: the bot process's peak resident set (VmHWM) and that of the chart
-renderer process it starts (charts are drawn in a separate process), read just before SIGTERM.
+child gets SIGTERM. Reported: the bot process's peak resident set (VmHWM), read just before
+SIGTERM, and that of any child process it started.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ async def main(subscriptions: int, seconds: float) -> None:
     print(f"stopped by SIGTERM in {stop_s:.2f} s with exit code {code}")
     print(f"peak RSS of the bot process: {bot_mb:.1f} MB (target <= 150 MB)")
     for pid, mb in renderers:
-        print(f"peak RSS of its chart renderer process {pid}: {mb:.1f} MB")
+        print(f"peak RSS of its child process {pid}: {mb:.1f} MB")
     print(f"largest process of the run, reaped (ru_maxrss): {peak_mb:.1f} MB")
 
 

@@ -8,10 +8,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import multiprocessing
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -80,14 +78,6 @@ class Frontend(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-def chart_renderer() -> ProcessPoolExecutor:
-    """One process that draws charts, started on the first chart and renewed every 50: the
-    bot's own process never loads matplotlib, and a drawing crash or leak stays over there."""
-    return ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=50
-    )
 
 
 def missing_tokens_message() -> str:
@@ -231,7 +221,7 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
         loop.add_signal_handler(sig, stop.set)
     scenario = Scenario.load() if demo else None
     clock: Callable[[], datetime] = (lambda: scenario.now) if scenario else utcnow
-    with store, chart_renderer() as renderer:
+    with store:
         async with demo_client(settings, scenario) if scenario else http_client(settings) as client:
             explainer = build_explainer(
                 client,
@@ -241,7 +231,7 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
                 replay=scenario.replay if scenario else None,
             )
             # one chart maker for both platforms: a chart is drawn once per refresh and resent
-            charts = ChartMaker(explainer, client, settings.sources, clock=clock, executor=renderer)
+            charts = ChartMaker(explainer, client, settings.sources, clock=clock)
             fronts = frontends(settings, explainer, store, charts, clock)
             engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
             jobs = Jobs(explainer, store, engine)

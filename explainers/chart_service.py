@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -74,16 +73,11 @@ class ChartMaker:
         client: httpx.AsyncClient,
         cfg: SourceSettings,
         clock: Clock = utcnow,
-        executor: Executor | None = None,
     ) -> None:
         self.explainer = explainer
         self.client = client
         self.cfg = cfg
         self.clock = clock
-        # None: draw in a worker thread. `whydown run` passes a one-process pool instead, so
-        # matplotlib's memory stays out of the bot's process and a crash in drawing cannot
-        # take the bot down.
-        self.executor = executor
         #: renders actually drawn (not served from the cache), for tests and benchmarks
         self.renders = 0
         self._cache: dict[CacheKey, Chart] = {}
@@ -179,15 +173,10 @@ class ChartMaker:
         )
 
     async def _render(self, kind: str, draw: str, *args: object) -> bytes:
-        """Draw off the event loop (worker thread or renderer process); any failure is logged
-        and becomes ChartUnavailable."""
+        """Draw in a worker thread so the event loop keeps serving; any failure is logged and
+        becomes ChartUnavailable."""
         try:
-            if self.executor is None:
-                png = await asyncio.to_thread(_draw, draw, *args)
-            else:
-                png = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, _draw, draw, *args
-                )
+            png = await asyncio.to_thread(_draw, draw, *args)
         except Exception as err:
             log.exception("chart %s could not be drawn", kind)
             raise ChartUnavailable("the chart could not be drawn") from err
@@ -245,7 +234,7 @@ def sell_off_caption(explanation: Explanation) -> str:
 
 def _draw(name: str, *args: object) -> bytes:
     """Call one of explainers.charts' drawing functions. matplotlib is imported here, on first
-    use, in whichever thread or process draws: a bot that never draws never loads it."""
+    use: a bot that never draws a chart never loads it (about 36 MB with numpy)."""
     from explainers import charts
 
     draw: Callable[..., bytes] = getattr(charts, name)
