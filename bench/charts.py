@@ -57,7 +57,7 @@ async def main(runs: int) -> None:
         btc_prices = await maker._prices("bitcoin", now)
         sol_prices = await maker._prices("solana", now)
         history = explainer.history
-        events = history.liquidations(now - timedelta(hours=24))
+        events = history.liquidation_hours(now - timedelta(hours=24))
         marks = driver_marks(history, [d.key for d in refreshed.explanation.fired], now)
         after_data = peak_rss_mb()
 
