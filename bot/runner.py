@@ -32,6 +32,7 @@ log = logging.getLogger("whydown.runner")
 
 EXIT_CONFIG = 2
 EXIT_ALREADY_RUNNING = 3
+EXIT_START_FAILED = 4
 
 
 def http_client(
@@ -239,7 +240,20 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
             started: list[Frontend] = []
             try:
                 for front in fronts:
-                    await front.start()
+                    try:
+                        await front.start()
+                    except Exception as err:
+                        # a wrong token or an unreachable API: say so plainly and stop. The log
+                        # scrubs secrets, and some libraries put the token in this message.
+                        log.error(
+                            "could not start the %s bot (%s: %s); check its token and API URL",
+                            front.platform,
+                            type(err).__name__,
+                            err,
+                        )
+                        with contextlib.suppress(Exception):
+                            await front.stop()  # whatever it opened before failing
+                        return EXIT_START_FAILED
                     started.append(front)
                     log.info("%s front-end started", front.platform)
                 resume = asyncio.create_task(engine.resume_pending())

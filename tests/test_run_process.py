@@ -98,3 +98,21 @@ async def test_run_answers_alerts_refuses_a_second_instance_and_stops_cleanly(
     assert telegram_emulator.token not in log  # the token never reaches the log
     with Store(Path(env["WHYDOWN_DATABASE"]), lock=True) as store:  # the lock was released
         assert [d.status for d in store.deliveries(store.recent_alerts(1)[0].id)] == ["sent"]
+
+
+async def test_run_with_an_unreachable_bot_api_says_so_and_exits(tmp_path: Path) -> None:
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHYDOWN_")} | {
+        "WHYDOWN_TELEGRAM_TOKEN": token,
+        "WHYDOWN_TELEGRAM_API_URL": "http://127.0.0.1:9/bot",  # nothing listens there
+        "WHYDOWN_DATABASE": str(tmp_path / "whydown.db"),
+    }
+    process = await _start(env, tmp_path)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 4
+    log = err.decode()
+    assert "could not start the telegram bot (NetworkError" in log
+    assert "check its token and API URL" in log
+    assert token not in log and token not in out.decode()
+    with Store(tmp_path / "whydown.db", lock=True):
+        pass  # the instance lock was released
