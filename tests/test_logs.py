@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from bot import logs
 
-TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+TOKEN = "42:fake-token-for-redaction-tests"
 
 
 @pytest.fixture(autouse=True)

@@ -101,7 +101,7 @@ async def test_run_answers_alerts_refuses_a_second_instance_and_stops_cleanly(
 
 
 async def test_run_with_an_unreachable_bot_api_says_so_and_exits(tmp_path: Path) -> None:
-    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
+    token = "42:fake-token-for-redaction-tests"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHYDOWN_")} | {
         "WHYDOWN_TELEGRAM_TOKEN": token,
         "WHYDOWN_TELEGRAM_API_URL": "http://127.0.0.1:9/bot",  # nothing listens there
