@@ -10,10 +10,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from bot.alerts import AlertSettings
 from bot.config import Settings
 from bot.store import Store
 from bot.telegram_bot import TelegramFrontend
+from explainers.chart_service import ChartMaker
 from explainers.service import Explainer
 from tests.replay_helpers import Upstream
 from tests.telegram_harness import Chat, CompatLayer, TelegramEmulator, User
@@ -104,3 +107,26 @@ class Failures(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+def make_frontend(
+    emulator: TelegramEmulator,
+    explainer: Explainer,
+    store: Store,
+    upstream: Upstream,
+    settings: Settings,
+    charts: ChartMaker | None,
+) -> TelegramFrontend:
+    """The real front-end wired to the emulator, the replayed upstream and a real store."""
+    return TelegramFrontend(
+        token=SecretStr(emulator.token),
+        explainer=explainer,
+        store=store,
+        thresholds=settings.thresholds,
+        alert_settings=AlertSettings(),
+        api_url=emulator.base_url,
+        file_url=emulator.base_file_url,
+        clock=upstream.clock,
+        application_builder=emulator.application_builder(),
+        charts=charts,
+    )

@@ -31,6 +31,7 @@ from tests.telegram_scenarios import (  # noqa: E402
     admin_in,
     command_lines,
     eventually,
+    make_frontend,
     notices,
     running,
 )
@@ -57,17 +58,7 @@ def frontend(
     settings: Settings,
     failures: Failures,
 ) -> TelegramFrontend:
-    return TelegramFrontend(
-        token=SecretStr(telegram_emulator.token),
-        explainer=explainer,
-        store=store,
-        thresholds=settings.thresholds,
-        alert_settings=AlertSettings(),
-        api_url=telegram_emulator.base_url,
-        file_url=telegram_emulator.base_file_url,
-        clock=upstream.clock,
-        application_builder=telegram_emulator.application_builder(),
-    )
+    return make_frontend(telegram_emulator, explainer, store, upstream, settings, charts=None)
 
 
 # --- /why --------------------------------------------------------------------------------------

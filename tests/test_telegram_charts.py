@@ -9,7 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from pydantic import SecretStr
 
 from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies
@@ -33,6 +32,7 @@ from tests.telegram_scenarios import (  # noqa: E402
     Failures,
     admin_in,
     eventually,
+    make_frontend,
     notices,
     running,
 )
@@ -54,28 +54,6 @@ async def charts(
 ) -> AsyncIterator[ChartMaker]:
     async with upstream.client(settings) as client:
         yield ChartMaker(explainer, client, settings.sources, clock=upstream.clock)
-
-
-def make_frontend(
-    emulator: TelegramEmulator,
-    explainer: Explainer,
-    store: Store,
-    upstream: Upstream,
-    settings: Settings,
-    charts: ChartMaker | None,
-) -> TelegramFrontend:
-    return TelegramFrontend(
-        token=SecretStr(emulator.token),
-        explainer=explainer,
-        store=store,
-        thresholds=settings.thresholds,
-        alert_settings=AlertSettings(),
-        api_url=emulator.base_url,
-        file_url=emulator.base_file_url,
-        clock=upstream.clock,
-        application_builder=emulator.application_builder(),
-        charts=charts,
-    )
 
 
 @pytest.fixture
