@@ -42,6 +42,7 @@ async def _answer(explainer: Explainer, coin: str | None, as_json: bool, setting
 
 
 async def cmd_why(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown why [COIN] [--json]`: the answer from live data."""
     async with http_client(settings) as client:
         return await _answer(build_explainer(client, settings), args.coin, args.json, settings)
 
@@ -70,6 +71,7 @@ async def _write_chart(maker: ChartMaker, what: str | None, path: Path) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown demo [COIN]`: the answer replayed from the recorded sell-off, and its chart."""
     scenario = Scenario.load()
     async with demo_client(settings, scenario) as client:
         explainer = build_explainer(
@@ -85,6 +87,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown chart [coin|etf] -o FILE`: the chart as a PNG."""
     if args.demo:
         scenario = Scenario.load()
         async with demo_client(settings, scenario) as client:
@@ -99,6 +102,7 @@ async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown sources`: every source checked live, as a table."""
     async with http_client(settings) as client:
         explainer = build_explainer(client, settings)
         refreshed = await explainer.refresh()
@@ -113,10 +117,12 @@ async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown run [--demo]`: the bots and the alert scheduler."""
     return await run(settings, demo=args.demo)
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown status`: what the database says about the running bot."""
     print(status_report(settings))
     return 0
 

@@ -170,6 +170,7 @@ def _require_postable(
 
 
 async def why(interaction: Interaction, coin: str | None = None) -> None:
+    """/why [coin]: the answer as an embed with Refresh, Drivers and Chart buttons."""
     context = context_of(interaction)
     await interaction.response.defer(thinking=True)  # a cold cache means a full refresh
     explanation = await context.explainer.explain(coin or None)
@@ -180,6 +181,7 @@ async def why(interaction: Interaction, coin: str | None = None) -> None:
 
 
 async def chart(interaction: Interaction, subject: str | None = None) -> None:
+    """/chart [subject]: the sell-off or ETF chart attached to an embed."""
     context = context_of(interaction)
     if context.charts is None:  # nothing to draw with: say so at once, only to the asker
         await send_text(interaction, context.replies.chart_unavailable(), ephemeral=True)
@@ -189,6 +191,7 @@ async def chart(interaction: Interaction, subject: str | None = None) -> None:
 
 
 async def drivers(interaction: Interaction) -> None:
+    """/drivers: every driver's state, figure and threshold."""
     context = context_of(interaction)
     await interaction.response.defer(thinking=True)
     explanation = await context.explainer.explain()
@@ -196,12 +199,14 @@ async def drivers(interaction: Interaction) -> None:
 
 
 async def history(interaction: Interaction) -> None:
+    """/history: the last alerts."""
     context = context_of(interaction)
     alerts = context.store.recent_alerts(HISTORY_LIMIT)
     await send_text(interaction, context.replies.history(alerts))
 
 
 async def status(interaction: Interaction) -> None:
+    """/status: data age and each source's health (only to the asker)."""
     context = context_of(interaction)
     latest = context.explainer.latest  # never waits for a refresh: status must answer at once
     text = context.replies.status(
@@ -213,10 +218,12 @@ async def status(interaction: Interaction) -> None:
 
 
 async def help_(interaction: Interaction) -> None:
+    """/help: every command (only to the asker)."""
     await send_text(interaction, context_of(interaction).replies.help(), ephemeral=True)
 
 
 async def settings(interaction: Interaction) -> None:
+    """/settings: this channel's subscription (only to the asker)."""
     context = context_of(interaction)
     where = "this channel"
     sub = context.store.get_subscription(PLATFORM, str(interaction.channel_id), None)
@@ -228,6 +235,7 @@ async def subscribe(
     channel: discord.TextChannel | None = None,
     min_drivers: app_commands.Range[int, 2, 6] | None = None,
 ) -> None:
+    """/subscribe [channel] [min_drivers]: alerts for a channel (Manage Channels only)."""
     context = context_of(interaction)
     guild = _require_guild(interaction)
     target, where = _target(interaction, guild, channel)
@@ -247,6 +255,7 @@ async def subscribe(
 
 
 async def unsubscribe(interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
+    """/unsubscribe [channel]: stop a channel's alerts (Manage Channels only)."""
     context = context_of(interaction)
     guild = _require_guild(interaction)
     target, where = _target(interaction, guild, channel)

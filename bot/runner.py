@@ -161,12 +161,14 @@ class Jobs:
         task.add_done_callback(self.fanouts.discard)
 
     async def _evaluate(self, e: Explanation) -> None:
+        """Evaluate the alert rule and fan out, logging rather than raising."""
         try:
             await self.engine.evaluate(e)
         except Exception:
             log.exception("alert evaluation failed")
 
     async def liquidations(self) -> None:
+        """Poll the liquidation feeds between refreshes."""
         try:
             new = await self.explainer.poll_liquidations()
         except Exception:
@@ -176,6 +178,7 @@ class Jobs:
             log.debug("liquidations: %d new events", new)
 
     async def prune(self) -> None:
+        """Delete rows past their retention."""
         removed = self.store.prune(utcnow())
         log.info(
             "pruned %s", ", ".join(f"{n} {table}" for table, n in removed.items()) or "nothing"

@@ -186,9 +186,11 @@ class TelegramFrontend:
     # --- commands ----------------------------------------------------------------------------
 
     async def _help(self, update: Update, context: Context) -> None:
+        """/start and /help: what the bot does and every command."""
         await self._reply(_message(update), self.replies.help())
 
     async def _why(self, update: Update, context: Context) -> None:
+        """/why [coin]: the answer with Refresh, Drivers and Chart buttons."""
         message, args = _message(update), context.args or []
         if len(args) > 1:
             await self._reply(message, self.replies.usage("why"))
@@ -203,6 +205,7 @@ class TelegramFrontend:
         await self._reply(message, self._answer(explanation), self._keyboard(explanation))
 
     async def _chart(self, update: Update, context: Context) -> None:
+        """/chart [coin|etf]: the picture, or a reply in words when it cannot be drawn."""
         message, args = _message(update), context.args or []
         if len(args) > 1:
             await self._reply(message, self.replies.usage("chart"))
@@ -210,10 +213,12 @@ class TelegramFrontend:
         await self._send_chart(message, args[0] if args else None)
 
     async def _drivers(self, update: Update, context: Context) -> None:
+        """/drivers: every driver's state, figure and threshold."""
         explanation = await self.explainer.explain()
         await self._reply(_message(update), self.replies.drivers(explanation))
 
     async def _subscribe(self, update: Update, context: Context) -> None:
+        """/subscribe [min_drivers]: alerts for this chat or topic (admins only in groups)."""
         message, args = _message(update), context.args or []
         try:
             if len(args) > 1:
@@ -231,21 +236,25 @@ class TelegramFrontend:
         await self._reply(message, self.replies.subscribed(subscription, where(message)))
 
     async def _unsubscribe(self, update: Update, context: Context) -> None:
+        """/unsubscribe: stop this chat's alerts (admins only in groups)."""
         message = _message(update)
         place = target(message)
         found = self.store.unsubscribe("telegram", place.chat_id, place.topic_id)
         await self._reply(message, self.replies.unsubscribed(found, where(message)))
 
     async def _settings(self, update: Update, context: Context) -> None:
+        """/settings: this chat's subscription."""
         message = _message(update)
         place = target(message)
         subscription = self.store.get_subscription("telegram", place.chat_id, place.topic_id)
         await self._reply(message, self.replies.settings(subscription, where(message)))
 
     async def _history(self, update: Update, context: Context) -> None:
+        """/history: the last alerts."""
         await self._reply(_message(update), self.replies.history(self.store.recent_alerts()))
 
     async def _status(self, update: Update, context: Context) -> None:
+        """/status: data age and each source's health."""
         latest = self.explainer.latest
         explanation = latest.explanation if latest is not None else None
         counts = self.store.subscription_counts()
@@ -253,6 +262,7 @@ class TelegramFrontend:
         await self._reply(_message(update), text)
 
     async def _unknown(self, update: Update, context: Context) -> None:
+        """Any other command: the usage line instead of silence."""
         message = _message(update)
         name, _, addressee = _command_word(message).partition("@")
         bot_name = context.bot.username or ""
@@ -263,6 +273,7 @@ class TelegramFrontend:
         await self._reply(message, self.replies.unknown_command(name))
 
     async def _migrated(self, update: Update, context: Context) -> None:
+        """A group upgraded to a supergroup keeps its subscription."""
         message = _message(update)
         if message.migrate_to_chat_id is not None:  # posted in the old group
             old, new = message.chat.id, message.migrate_to_chat_id
@@ -277,6 +288,7 @@ class TelegramFrontend:
     # --- buttons -----------------------------------------------------------------------------
 
     async def _refresh(self, update: Update, context: Context) -> None:
+        """The Refresh button: edit the answer in place (throttled per chat)."""
         query = _query(update)
         if not await self._admit(query, "refresh"):
             return
@@ -300,6 +312,7 @@ class TelegramFrontend:
         await query.answer()
 
     async def _drivers_button(self, update: Update, context: Context) -> None:
+        """The Drivers button: the drivers list as a reply (throttled per chat)."""
         query = _query(update)
         if not await self._admit(query, "drivers"):
             return
@@ -309,6 +322,7 @@ class TelegramFrontend:
             await self._reply(query.message, self.replies.drivers(explanation))
 
     async def _chart_button(self, update: Update, context: Context) -> None:
+        """The Chart button: the chart of the answer's coin (throttled per chat)."""
         query = _query(update)
         if not await self._admit(query, "chart"):
             return
