@@ -22,18 +22,21 @@ EXIT_BAD_INPUT = 2
 DEMO_CHART = "whydown-demo-chart.png"
 
 
+def _refused(err: UnknownCoin | CoinDataUnavailable, coin: str | None) -> int:
+    """Say why a coin was refused; return the exit code."""
+    if isinstance(err, UnknownCoin):
+        message = render.message("unknown_coin", query=err.query, suggestions=err.suggestions)
+        print(message, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(render.message("coin_data_unavailable", query=coin), file=sys.stderr)
+    return 1
+
+
 async def _answer(explainer: Explainer, coin: str | None, as_json: bool, settings: Settings) -> int:
     try:
         explanation = await explainer.explain(coin)
-    except UnknownCoin as err:
-        print(
-            render.message("unknown_coin", query=err.query, suggestions=err.suggestions),
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    except CoinDataUnavailable:
-        print(render.message("coin_data_unavailable", query=coin), file=sys.stderr)
-        return 1
+    except (UnknownCoin, CoinDataUnavailable) as err:
+        return _refused(err, coin)
     if as_json:
         print(explanation.model_dump_json(indent=2))
     else:
@@ -53,15 +56,8 @@ async def _write_chart(maker: ChartMaker, what: str | None, path: Path) -> int:
         chart: Chart = await (
             maker.etf() if what and what.lower() == "etf" else maker.sell_off(what)
         )
-    except UnknownCoin as err:
-        print(
-            render.message("unknown_coin", query=err.query, suggestions=err.suggestions),
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    except CoinDataUnavailable:
-        print(render.message("coin_data_unavailable", query=what), file=sys.stderr)
-        return 1
+    except (UnknownCoin, CoinDataUnavailable) as err:
+        return _refused(err, what)
     except ChartUnavailable as err:
         print(f"No chart: {err}.", file=sys.stderr)
         return 1
