@@ -12,7 +12,7 @@ import pytest
 
 from bot.alerts import AlertEngine, AlertSettings, decide
 from bot.delivery import AlertMessage, PermanentDeliveryError, RetryAfter, TransientDeliveryError
-from bot.pacing import PLATFORM_LIMITS, Pacer
+from bot.pacing import PLATFORM_LIMITS, SAFETY_MARGIN, Pacer
 from bot.store import Store, Subscription
 from explainers.models import Verdict
 from tests.alert_fakes import (
@@ -439,12 +439,15 @@ def test_platform_limits_are_the_documented_ones() -> None:
     assert (discord.overall.count, discord.per_chat.count, discord.per_chat.seconds) == (50, 5, 5.0)
 
 
+M = 1 + SAFETY_MARGIN  # every window is kept this much longer than the platform's
+
+
 @pytest.mark.parametrize(
     ("platform", "chat", "sends", "expected"),
     [
-        ("discord", "555", 12, [0.0] * 5 + [5.0] * 5 + [10.0] * 2),
-        ("telegram", "42", 3, [0.0, 1.0, 2.0]),
-        ("telegram", "-42", 22, [float(s) for s in range(20)] + [60.0, 61.0]),
+        ("discord", "555", 12, [0.0] * 5 + [5.0 * M] * 5 + [10.0 * M] * 2),
+        ("telegram", "42", 3, [0.0, 1.0 * M, 2.0 * M]),
+        ("telegram", "-42", 22, [s * M for s in range(20)] + [60.0 * M, 61.0 * M]),
     ],
 )
 def test_pacer_spaces_sends_to_one_chat(
