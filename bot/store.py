@@ -644,6 +644,10 @@ class Store:
         """Since when events have been tracked without a gap, or None."""
         return _dt(self.get_meta(_TRACKED_SINCE))
 
+    def liquidations_last_poll(self) -> datetime | None:
+        """When the liquidation feeds last answered, or None."""
+        return _dt(self.get_meta(_LAST_POLL))
+
     def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
         """(long USD, short USD) of stored events with ``since <= ts <= until``, summed in SQL."""
         sums = dict(

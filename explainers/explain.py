@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import statistics
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from explainers import formatting as fmt
 from explainers.errors import CoinDataUnavailable, UnknownCoin
@@ -234,9 +234,15 @@ def watch(snapshot: Snapshot, lb: Lookback, now: datetime) -> list[WatchItem]:
                 )
             )
     if lb.liquidations_24h is not None:
+        tracked = lb.liquidations_24h.tracked_since
+        window = (
+            f"since {fmt.when(tracked, now)} (tracking began then)"
+            if tracked is not None and tracked > now - timedelta(hours=24)
+            else "24h"
+        )
         items.append(
             WatchItem(
-                label="Long liquidations, 24h (tracked)",
+                label=f"Long liquidations, {window}",
                 value=fmt.usd(lb.liquidations_24h.long_usd),
                 source=", ".join(sorted({b.source for b in snapshot.liquidations})) or "stored",
                 as_of=max((b.as_of for b in snapshot.liquidations), default=None),

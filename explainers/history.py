@@ -38,6 +38,9 @@ class History(Protocol):
     def liquidations_tracked_since(self) -> datetime | None:
         """Since when events have been tracked without a gap, or None."""
 
+    def liquidations_last_poll(self) -> datetime | None:
+        """When the liquidation feeds last answered, or None."""
+
     def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
         """(long USD, short USD) of stored events with `since <= ts <= until`."""
 
@@ -82,6 +85,9 @@ class MemoryHistory:
 
     def liquidations_tracked_since(self) -> datetime | None:
         return self._tracked_since
+
+    def liquidations_last_poll(self) -> datetime | None:
+        return self._last_poll
 
     def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
         events = [e for e in self._liquidations.values() if since <= e.ts <= until]

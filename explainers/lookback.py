@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from explainers.history import History, coverage_start
+from explainers.history import MAX_POLL_GAP, History, coverage_start
 from explainers.models import Liquidations, LiquidationTotals, Lookback, Snapshot
 from explainers.settings import Thresholds
 
@@ -86,10 +86,15 @@ def _nearest(
 
 
 def _totals(history: History, now: datetime, hours: int) -> LiquidationTotals | None:
+    """Totals over the window, counted only from when tracking (re)started; None when nothing
+    is tracked, or when the feeds have not answered for longer than a poll gap (tracking has
+    stopped: what is stored is no longer "the last hour")."""
     tracked_since = history.liquidations_tracked_since()
-    if tracked_since is None:
+    last_poll = history.liquidations_last_poll()
+    if tracked_since is None or last_poll is None or now - last_poll > MAX_POLL_GAP:
         return None
-    long_usd, short_usd = history.liquidation_totals(now - timedelta(hours=hours), now)
+    since = max(now - timedelta(hours=hours), tracked_since)
+    long_usd, short_usd = history.liquidation_totals(since, now)
     return LiquidationTotals(
         window_h=hours, long_usd=long_usd, short_usd=short_usd, tracked_since=tracked_since
     )
