@@ -108,6 +108,7 @@ async def subject_choices(interaction: Interaction, current: str) -> list[app_co
 _POST_PERMISSIONS = {"view_channel": "View Channel", "embed_links": "Embed Links"}
 _SEND_PERMISSION = ("send_messages", "Send Messages")
 _SEND_IN_THREAD_PERMISSION = ("send_messages_in_threads", "Send Messages in Threads")
+_CHART_PERMISSION = ("attach_files", "Attach Files")  # alerts carry their chart as a file
 
 
 def _require_guild(interaction: Interaction) -> discord.Guild:
@@ -155,9 +156,11 @@ def _require_postable(
     target: discord.abc.GuildChannel | discord.Thread,
     where: str,
 ) -> None:
-    """Refuse a channel the bot could not post an alert embed in, naming what is missing."""
+    """Refuse a channel the bot could not post an alert and its chart in, naming what is missing."""
     send = _SEND_IN_THREAD_PERMISSION if isinstance(target, discord.Thread) else _SEND_PERMISSION
     needed = dict([*_POST_PERMISSIONS.items(), send])
+    if context_of(interaction).charts is not None:
+        needed.update([_CHART_PERMISSION])
     permissions = target.permissions_for(guild.me)
     missing = [label for name, label in needed.items() if not getattr(permissions, name)]
     if missing:

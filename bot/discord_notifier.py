@@ -131,6 +131,20 @@ class DiscordNotifier:
             return None
         return chart
 
+    async def _post(
+        self,
+        channel: discord.PartialMessageable,
+        message: AlertMessage,
+        embed: discord.Embed,
+        file: discord.File | None,
+    ) -> None:
+        await channel.send(
+            self.text(message),
+            embed=embed,
+            file=file,  # None is send()'s own default: no upload
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
     async def send(self, subscription: Subscription, message: AlertMessage) -> None:
         """Post the message; raise a DeliveryError subtype when it could not be posted."""
         try:
@@ -145,12 +159,17 @@ class DiscordNotifier:
         if file is not None:
             show_image(embed, file)
         try:
-            await channel.send(
-                self.text(message),
-                embed=embed,
-                file=file,  # None is send()'s own default: no upload
-                allowed_mentions=discord.AllowedMentions.none(),
-            )
+            try:
+                await self._post(channel, message, embed, file)
+            except discord.Forbidden:
+                if file is None:
+                    raise
+                # a channel without Attach Files still takes the alert: once more, embed only
+                log.warning(
+                    "alert chart refused in channel %d; sending the embed alone", channel_id
+                )
+                embed.set_image(url=None)
+                await self._post(channel, message, embed, None)
         except discord.RateLimited as err:
             # discord.py waits out short limits itself; it raises this for one longer than the
             # client's max_ratelimit_timeout, which is per route, not global

@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies
 from bot.config import Settings
-from bot.delivery import AlertMessage
+from bot.delivery import AlertMessage, PermanentDeliveryError
 from bot.discord_bot import DiscordFrontend
 from bot.store import Store
 from explainers import charts
@@ -413,3 +413,84 @@ async def test_an_alert_for_older_data_is_sent_without_a_chart_of_newer_data(
     assert message.content == "**Crash alert**: 5 sell-off drivers firing together."
     assert len(message.embeds) == 1 and message.attachments == []
     assert maker.renders == 0
+
+
+async def test_a_channel_without_attach_files_gets_the_alert_without_its_chart(
+    simcord_env: simcord.Env,
+    frontend: DiscordFrontend,
+    store: Store,
+    explainer: Explainer,
+    upstream: Upstream,
+) -> None:
+    s = server(simcord_env)
+    # subscribed before charts were configured; an admin later took Attach Files away. simcord
+    # does not check that permission on a send, so Discord's answer to the upload is injected.
+    no_files = s.guild.create_text_channel("no_files")
+    store.subscribe("discord", str(no_files.id), None, 3, "mod")
+    engine = AlertEngine(
+        store, AlertSettings(), {"discord": frontend.notifier}, clock=ManualClock(upstream.now)
+    )
+    simcord_env.inject_error(
+        "POST", "/channels/*/messages", status=403, code=50013, message="Missing Permissions"
+    )
+
+    alert = await engine.evaluate(await explainer.explain())
+
+    assert alert is not None
+    message = no_files.last_message
+    assert message is not None
+    assert message.content == "**Crash alert**: 5 sell-off drivers firing together."
+    [embed] = message.embeds
+    assert embed.title is not None and embed.title.startswith("[Replay 5 Aug 2024] Crypto is down")
+    assert embed.image.url is None and message.attachments == []
+    [delivery] = store.deliveries(alert.id)
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
+    row = store.get_subscription("discord", str(no_files.id), None)
+    assert row is not None and row.active and row.consecutive_failures == 0
+
+
+async def test_subscribe_asks_for_attach_files_when_alerts_carry_charts(
+    simcord_env: simcord.Env,
+    explainer: Explainer,
+    store: Store,
+    settings: Settings,
+    upstream: Upstream,
+) -> None:
+    s = server(simcord_env)
+    me = s.guild.me
+    assert me is not None
+    no_files = s.guild.create_text_channel(
+        "no_files", overwrites={me: discord.PermissionOverwrite(attach_files=False)}
+    )
+
+    refused = await s.manager.slash(s.channel, "subscribe", channel=no_files)
+
+    assert refused.ephemeral and refused.response is not None
+    assert refused.response.content == (
+        "I can't post alerts in \\#no\\_files: I need Attach Files there. "
+        "Grant them, or pick another channel."
+    )
+    assert store.get_subscription("discord", str(no_files.id), None) is None
+    assert len(simcord_env.errors) == 1
+
+
+async def test_a_channel_refusing_the_embed_too_is_a_permanent_failure(
+    simcord_env: simcord.Env, frontend: DiscordFrontend, explainer: Explainer
+) -> None:
+    s = server(simcord_env)
+    simcord_env.inject_error(
+        "POST",
+        "/channels/*/messages",
+        status=403,
+        code=50013,
+        message="Missing Permissions",
+        times=2,
+    )
+    alert = AlertMessage(kind="alert", alert_id=1, explanation=await explainer.explain())
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await frontend.notifier.send(subscription_to(s.channel.id), alert)
+
+    assert str(caught.value) == "discord 403 (code 50013): Missing Permissions"
+    assert len(requests_to(simcord_env, "POST", f"/channels/{s.channel.id}/messages")) == 2
+    assert s.channel.last_message is None
