@@ -372,5 +372,9 @@ class Explanation(Model):
         return [s for s in self.sources if s.state in ("failed", "blocked")]
 
     @property
+    def stale_sources(self) -> list[SourceStatus]:
+        return [s for s in self.sources if s.state == "stale"]
+
+    @property
     def unexplained(self) -> bool:
         return self.verdict == "down" and not self.fired

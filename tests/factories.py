@@ -40,6 +40,18 @@ def failed(key: str, label: str) -> dict[str, SourceStatus]:
     }
 
 
+def stale(key: str, label: str, older_than: str) -> dict[str, SourceStatus]:
+    return {
+        key: SourceStatus(
+            source=key,
+            label=label,
+            state="stale",
+            reason=f"data older than {older_than}",
+            as_of=NOW - timedelta(days=6),
+        )
+    }
+
+
 def markets(
     btc_24h: float | None = -5.0, btc_1h: float | None = -1.0, alts: list[float] | None = None
 ) -> Markets:

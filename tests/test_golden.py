@@ -113,3 +113,22 @@ def test_unexplained_drop_says_so_with_headlines(flavour: str) -> None:
     assert "Not explained by the data we read" in out
     assert "Exchange halts withdrawals after wallet exploit" in out
     check(f"unexplained.{flavour}", out)
+
+
+def test_stale_data_is_marked_in_every_footer() -> None:
+    s = f.snapshot(
+        markets=f.markets(btc_24h=1.2, btc_1h=0.1),
+        etf=f.etf(120.0, 85.5, 40.2),
+        statuses=f.stale("farside", "Farside ETF flows", "4 days")
+        | f.failed("feargreed", "Fear & Greed"),
+    )
+    lb = f.lookback()
+    e = explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
+    assert [status.label for status in e.stale_sources] == ["Farside ETF flows"]
+    stale = "Stale: Farside ETF flows (data older than 4 days)."
+    text = render.text(e)
+    assert stale in text and "Not available: Fear & Greed" in text
+    html = render.telegram_html(e)
+    assert stale in html.split("<i>Data as of")[1]
+    footer = render.discord_embed(e)["footer"]["text"]
+    assert stale in footer and "Not available: Fear & Greed." in footer
