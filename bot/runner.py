@@ -18,7 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.alerts import AlertEngine
 from bot.config import Settings
-from bot.delivery import Notifier
+from bot.delivery import FanOutReport, Notifier
 from bot.store import AlreadyRunning, Store
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
@@ -219,70 +219,93 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
     except AlreadyRunning as err:
         print(err)
         return EXIT_ALREADY_RUNNING
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    scenario = Scenario.load() if demo else None
-    clock: Callable[[], datetime] = (lambda: scenario.now) if scenario else utcnow
+    # entered at once: whatever fails from here on still closes the database and frees the lock
     with store:
-        async with demo_client(settings, scenario) if scenario else http_client(settings) as client:
-            explainer = build_explainer(
-                client,
-                settings,
-                history=store,
-                clock=clock,
-                replay=scenario.replay if scenario else None,
-            )
-            # one chart maker for both platforms: a chart is drawn once per refresh and resent
-            charts = ChartMaker(explainer, client, settings.sources, clock=clock)
-            fronts = frontends(settings, explainer, store, charts, clock)
-            engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
-            jobs = Jobs(explainer, store, engine)
-            scheduler = scheduler_for(jobs, settings)
-            started: list[Frontend] = []
-            try:
-                for front in fronts:
-                    try:
-                        await front.start()
-                    except Exception as err:
-                        # a wrong token or an unreachable API: say so plainly and stop. The log
-                        # scrubs secrets, and some libraries put the token in this message.
-                        log.error(
-                            "could not start the %s bot (%s: %s); check its token and API URL",
-                            front.platform,
-                            type(err).__name__,
-                            err,
-                        )
-                        with contextlib.suppress(Exception):
-                            await front.stop()  # whatever it opened before failing
-                        return EXIT_START_FAILED
-                    started.append(front)
-                    log.info("%s front-end started", front.platform)
-                resume = asyncio.create_task(engine.resume_pending())
-                scheduler.start()
-                log.info(
-                    "whydown running: %s; refresh every %d s%s",
-                    ", ".join(f.platform for f in fronts),
-                    settings.refresh_interval_s,
-                    " (demo replay)" if demo else "",
-                )
-                await stop.wait()
-                log.info("stopping")
-                resume.cancel()
-            finally:
-                if scheduler.running:
-                    scheduler.shutdown(wait=False)
-                await engine.aclose()  # in-flight sends finish; the rest stay pending
-                if jobs.fanouts:
-                    await asyncio.wait(jobs.fanouts)
-                for front in reversed(started):
-                    with contextlib.suppress(Exception):
-                        await front.stop()
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled: list[signal.Signals] = []
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+            scenario = Scenario.load() if demo else None
+            code = await _serve(settings, store, scenario, stop)
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
     log.info("stopped; database closed")
+    return code
+
+
+async def _serve(
+    settings: Settings, store: Store, scenario: Scenario | None, stop: asyncio.Event
+) -> int:
+    """Run the client, the front-ends, the scheduler and the alert engine until `stop` is set."""
+    clock: Callable[[], datetime] = (lambda: scenario.now) if scenario else utcnow
+    async with demo_client(settings, scenario) if scenario else http_client(settings) as client:
+        explainer = build_explainer(
+            client,
+            settings,
+            history=store,
+            clock=clock,
+            replay=scenario.replay if scenario else None,
+        )
+        # one chart maker for both platforms: a chart is drawn once per refresh and resent
+        charts = ChartMaker(explainer, client, settings.sources, clock=clock)
+        fronts = frontends(settings, explainer, store, charts, clock)
+        engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
+        jobs = Jobs(explainer, store, engine)
+        scheduler = scheduler_for(jobs, settings)
+        started: list[Frontend] = []
+        resume: asyncio.Task[FanOutReport] | None = None
+        try:
+            for front in fronts:
+                try:
+                    await front.start()
+                except Exception as err:
+                    # a wrong token or an unreachable API: say so plainly and stop. The log
+                    # scrubs secrets, and some libraries put the token in this message.
+                    log.error(
+                        "could not start the %s bot (%s: %s); check its token and API URL",
+                        front.platform,
+                        type(err).__name__,
+                        err,
+                    )
+                    with contextlib.suppress(Exception):
+                        await front.stop()  # whatever it opened before failing
+                    return EXIT_START_FAILED
+                started.append(front)
+                log.info("%s front-end started", front.platform)
+            resume = asyncio.create_task(engine.resume_pending())
+            scheduler.start()
+            log.info(
+                "whydown running: %s; refresh every %d s%s",
+                ", ".join(f.platform for f in fronts),
+                settings.refresh_interval_s,
+                " (demo replay)" if scenario else "",
+            )
+            await stop.wait()
+            log.info("stopping")
+        finally:
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            # in-flight sends finish, the rest stay pending; the resumed fan-out then returns
+            # on its own (cancelling it first would cancel the sends it has in flight)
+            await engine.aclose()
+            if resume is not None:
+                await asyncio.wait([resume])
+                _log_resume_failure(resume)
+            if jobs.fanouts:
+                await asyncio.wait(jobs.fanouts)
+            for front in reversed(started):
+                with contextlib.suppress(Exception):
+                    await front.stop()
     return 0
+
+
+def _log_resume_failure(task: asyncio.Task[FanOutReport]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("resuming pending deliveries failed", exc_info=task.exception())
 
 
 def status_report(settings: Settings) -> str:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from pydantic import SecretStr
 
+from bot import runner
 from bot.alerts import AlertEngine, AlertSettings
 from bot.config import Settings
+from bot.delivery import AlertMessage
 from bot.runner import Jobs, status_report
-from bot.store import Store
+from bot.store import Store, Subscription
+from explainers.replay import Scenario
 from explainers.sources import okx
-from tests.alert_fakes import RecordingNotifier
+from tests.alert_fakes import RecordingNotifier, explanation
 from tests.replay_helpers import Upstream
 
 
@@ -70,3 +77,82 @@ async def test_status_after_a_refresh(settings: Settings) -> None:
     last = report.splitlines()[-1]
     assert last.startswith("Last alert: ") and ", 5 drivers (Fear spreading, ETF outflows" in last
     assert last.endswith("market -13.9% in 24h")
+
+
+class StoppingNotifier:
+    """Asks the runner to stop while its first send is in flight, then completes that send."""
+
+    platform = "telegram"
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self.delivered: list[int] = []
+        self.cancelled = False
+
+    async def send(self, subscription: Subscription, message: AlertMessage) -> None:
+        self.stop.set()
+        try:
+            await asyncio.sleep(0)  # the runner sees the stop while this send is in flight
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        self.delivered.append(message.alert_id)
+
+
+class FakeFrontend:
+    platform = "telegram"
+
+    def __init__(self, notifier: StoppingNotifier) -> None:
+        self.notifier = notifier
+        self.stopped = False
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_stopping_lets_a_resumed_send_in_flight_finish(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(UTC)  # the engine runs on the system clock: a young pending delivery
+    with Store(settings.database) as store:
+        subscription = store.subscribe("telegram", "-1001", None, 3, "test")
+        alert = store.add_alert("alert", explanation(4, at=now), "left over", now)
+        [delivery] = store.add_deliveries(alert.id, [subscription.id], now)
+    stop = asyncio.Event()
+    notifier = StoppingNotifier(stop)
+    front = FakeFrontend(notifier)
+    monkeypatch.setattr(runner, "frontends", lambda *args: [front])
+    # no scheduled refresh: this is about the resumed delivery alone
+    monkeypatch.setattr(runner, "scheduler_for", lambda *args: AsyncIOScheduler())
+    token = settings.model_copy(update={"telegram_token": SecretStr("123:test-not-a-token")})
+
+    assert await runner.run(token, stop=stop) == 0
+
+    assert not notifier.cancelled
+    assert notifier.delivered == [alert.id]
+    assert front.stopped
+    with Store(settings.database, lock=True) as store:  # closed, and the lock released
+        [row] = store.deliveries(alert.id)
+    assert (row.id, row.status, row.attempts) == (delivery.id, "sent", 1)
+
+
+async def test_a_failure_before_the_loop_closes_the_store_and_removes_signal_handlers(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> Scenario:
+        raise RuntimeError("the recording is unreadable")
+
+    monkeypatch.setattr(Scenario, "load", staticmethod(broken))
+    token = settings.model_copy(update={"telegram_token": SecretStr("123:test-not-a-token")})
+
+    with pytest.raises(RuntimeError, match="the recording is unreadable"):
+        await runner.run(token, demo=True)
+
+    loop = asyncio.get_running_loop()
+    assert not loop.remove_signal_handler(signal.SIGINT)
+    assert not loop.remove_signal_handler(signal.SIGTERM)
+    with Store(settings.database, lock=True):
+        pass  # the instance lock was released
