@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from explainers import drivers
+from explainers import drivers, render
+from explainers.explain import explain
 from explainers.settings import Thresholds
 from tests import factories as f
 
@@ -130,6 +131,30 @@ def test_stocks_one_index_missing_decides_on_the_other() -> None:
     assert result.state == "fired"
     assert result.missing == ["Yahoo Finance S&P 500"]
     assert result.figures["spx"] is None
+
+
+def test_a_driver_decided_on_partial_data_says_what_did_not_answer() -> None:
+    s = f.snapshot(
+        markets=f.markets(),
+        indices={"ndx": f.index("ndx", -2.0)},
+        cut_odds=f.cut_odds(0.6),
+        statuses=f.failed("yahoo_spx", "Yahoo Finance S&P 500")
+        | f.failed("stooq_spx", "Stooq S&P 500")
+        | f.failed("treasury", "US Treasury yields"),
+    )
+    lb = f.lookback(cut_odds_7d_ago=0.5)
+    e = explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
+    text = render.text(e)
+    assert (
+        "1. Stock market weakness: Nasdaq -2.00%; "
+        "Yahoo Finance S&P 500, Stooq S&P 500 did not answer\n" in text
+    )
+    assert (
+        "- Fed uncertainty: cut odds 60% (+10 pts in 7 days); US Treasury yields did not answer\n"
+        in text
+    )
+    field = render.discord_embed(e)["fields"][0]["value"]
+    assert field.startswith("Nasdaq -2.00%; Yahoo Finance S&P 500, Stooq S&P 500 did not answer")
 
 
 @pytest.mark.parametrize(
