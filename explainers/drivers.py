@@ -51,7 +51,8 @@ def _unknown(
     evidence: list[Evidence] | None = None,
     figures: dict[str, float | None] | None = None,
 ) -> DriverResult:
-    """A driver whose data could not be read: never quiet, never zero."""
+    """A driver that cannot be judged: never quiet, never zero. `missing` names only sources that
+    failed; empty when they answered but there is too little data so far."""
     return DriverResult(
         key=key,
         name=NAMES[key],
@@ -168,7 +169,7 @@ def liquidations(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         return _unknown(
             "liquidations",
             threshold,
-            missing or ["OKX"],
+            missing,
             evidence=evidence,
             figures=figures,
         )
@@ -192,7 +193,7 @@ def etf(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         return _unknown(
             "etf",
             threshold,
-            _status_labels(s, "farside", "sosovalue") or ["Farside"],
+            _status_labels(s, "farside", "sosovalue"),
         )
     latest = reported[-1]
     last3 = reported[-3:]
@@ -241,7 +242,7 @@ def institutional(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         return _unknown(
             "institutional",
             threshold,
-            missing or ["Coinbase", "OKX"],
+            missing,
         )
     current = samples[-1]
     as_of = s.coinbase_btc.as_of if s.coinbase_btc else None
@@ -330,7 +331,7 @@ def fed(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         return _unknown(
             "fed",
             threshold,
-            missing or ["Polymarket", "US Treasury"],
+            missing,
             evidence=evidence,
             figures=figures,
         )
@@ -373,7 +374,7 @@ def stocks(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         return _unknown(
             "stocks",
             threshold,
-            missing or ["Yahoo Finance"],
+            missing,
             figures=figures,
         )
     severity = max(severities)
@@ -394,7 +395,7 @@ def fear(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         return _unknown(
             "fear",
             threshold,
-            _status_labels(s, "feargreed") or ["alternative.me"],
+            _status_labels(s, "feargreed"),
         )
     latest = fg.points[-1]
     week_ago = next((p for p in fg.points if (latest.day - p.day).days == 7), None)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from explainers import drivers, render
 from explainers.explain import explain
+from explainers.models import DriverResult
 from explainers.settings import Thresholds
 from tests import factories as f
 
@@ -169,6 +172,37 @@ def test_a_driver_decided_on_partial_data_says_what_did_not_answer() -> None:
 def test_fear(values: tuple[int, ...], state: str) -> None:
     assert (
         drivers.fear(f.snapshot(fear_greed=f.fear_greed(*values)), f.lookback(), T).state == state
+    )
+
+
+@pytest.mark.parametrize("driver", drivers.ALL)
+def test_unknown_without_a_failed_source_blames_no_source(
+    driver: Callable[..., DriverResult],
+) -> None:
+    result = driver(f.snapshot(), f.lookback(), T)
+    assert (result.state, result.missing) == ("unknown", [])
+
+
+def test_unknown_line_says_failed_source_or_not_enough_data_yet() -> None:
+    s = f.snapshot(
+        markets=f.markets(),
+        cut_odds=f.cut_odds(0.4),
+        statuses=f.failed("feargreed", "Fear & Greed"),
+    )
+    lb = f.lookback(premium_samples=[-0.2, -0.2])
+    e = explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
+    text = render.text(e)
+    assert "- Liquidation cascade: not enough data yet\n" in text
+    assert (
+        "- Institutional selling: Coinbase premium -0.200%; 2 of 3 samples so far; "
+        "not enough data yet\n" in text
+    )
+    assert "- Fed uncertainty: cut odds 40%; not enough data yet\n" in text
+    assert "- Fear spreading: Fear & Greed did not answer\n" in text
+    assert text.count("did not answer") == 1
+    assert (
+        "Unknown: Liquidation cascade (not enough data yet)"
+        in (render.discord_embed(e)["description"])
     )
 
 
