@@ -1,7 +1,9 @@
 """Sending recorded alerts: the Notifier protocol, its error tree, and the paced fan-out.
 
-    DeliveryError               a send failed; str() is safe to log and store (no token, no URL)
+    DeliveryError               a send failed; str() is safe to log and store (no token, no URL);
+    │                           raised as such, our message was refused: given up at once
     ├── RetryAfter              the server said "wait `seconds`": honoured exactly, then retried
+    │                           (not counted as a failed attempt)
     ├── TransientDeliveryError  network trouble, 5xx: retried with exponential back-off
     └── PermanentDeliveryError  the chat is gone, or blocked or removed the bot: not retried;
                                 enough of these in a row deactivate the subscription
@@ -73,7 +75,7 @@ class FanOutReport:
 
     sent: int = 0
     failed: int = 0  # given up: permanent failure, or retries exhausted
-    retried: int = 0  # failed attempts that were retried
+    retried: int = 0  # sends tried again: after a failure, or a server's "retry after"
     deactivated: int = 0
     expired: int = 0  # pending from before a restart and too old to send
     unfinished: int = 0  # still pending because the engine was stopping
@@ -204,7 +206,9 @@ class Dispatcher:
         except RetryAfter as err:
             chat = None if err.platform_wide else subscription.chat_id
             self._pacer.pause(subscription.platform, err.seconds, chat)
-            self._retry_or_give_up(run, queue, job, err, err.seconds)
+            # the server asked us to wait: not a failed attempt, so never a reason to give up
+            job.attempts -= 1
+            self._retry_later(run, queue, job, str(err), err.seconds)
         except TransientDeliveryError as err:
             backoff = self._backoff_base_s * 2 ** (job.attempts - 1)
             self._retry_or_give_up(run, queue, job, err, backoff)
@@ -220,6 +224,13 @@ class Dispatcher:
                     self._deactivate_after,
                     err,
                 )
+            self._finish(run)
+        except DeliveryError as err:
+            # our message was refused (Telegram's Bad Request, say): the same message would be
+            # refused again, and it says nothing about the chat, so no retry and no deactivation
+            self._store.mark_failed(job.delivery_id, job.attempts, str(err))
+            run.report.failed += 1
+            log.warning("gave up on delivery %d: %s", job.delivery_id, err)
             self._finish(run)
         except Exception as err:
             # a bug or an untranslated error in one notifier must not stop the other targets.
@@ -257,6 +268,11 @@ class Dispatcher:
             )
             self._finish(run)
             return
+        self._retry_later(run, queue, job, error, delay)
+
+    def _retry_later(
+        self, run: _Run, queue: asyncio.Queue[Job | None], job: Job, error: str, delay: float
+    ) -> None:
         self._store.note_attempt(job.delivery_id, job.attempts, error)
         run.report.retried += 1
         # the job waits off the queue, so its worker moves on to other targets meanwhile

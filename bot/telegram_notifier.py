@@ -195,7 +195,8 @@ def _chart_key(chart: Chart) -> tuple[datetime, str]:
 def delivery_error(err: TelegramError) -> DeliveryError:
     """The delivery error for a Bot API error; its message carries no URL or token."""
     if isinstance(err, TelegramRetryAfter):
-        return RetryAfter(_retry_after_s(err))
+        # flood control holds the whole bot, as PTB's own rate limiter treats it
+        return RetryAfter(_retry_after_s(err), platform_wide=True)
     if isinstance(err, Forbidden):
         return PermanentDeliveryError(err.message)
     if isinstance(err, ChatMigrated):  # moved twice in one send: give up on this one
@@ -203,8 +204,8 @@ def delivery_error(err: TelegramError) -> DeliveryError:
     if isinstance(err, BadRequest):
         if any(gone in err.message.lower() for gone in _GONE):
             return PermanentDeliveryError(err.message)
-        # Most likely our own message was refused: worth a log and a bounded retry, not a
-        # deactivation of the chat.
+        # Most likely our own message was refused: it would be refused again, and the chat is
+        # not at fault, so the dispatcher gives up on it at once without deactivating the chat.
         return DeliveryError(f"Telegram refused the message: {err.message}")
     if isinstance(err, NetworkError):  # includes TimedOut; BadRequest is handled above
         return TransientDeliveryError(f"network error talking to Telegram ({type(err).__name__})")

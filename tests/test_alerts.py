@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from bot.alerts import AlertEngine, AlertSettings, decide
-from bot.delivery import AlertMessage, PermanentDeliveryError, RetryAfter, TransientDeliveryError
+from bot.delivery import (
+    AlertMessage,
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryAfter,
+    TransientDeliveryError,
+)
 from bot.pacing import PLATFORM_LIMITS, SAFETY_MARGIN, Pacer
 from bot.store import Store, Subscription
 from explainers.models import Verdict
@@ -298,6 +305,60 @@ async def test_dead_chat_is_deactivated_after_consecutive_failures_and_can_come_
     clock.advance(7 * HOUR)
     await engine.evaluate(explanation(3, at=clock.now()))
     assert [t[0][1] for t in notifier.received] == ["9"]
+
+
+async def test_a_refused_message_is_given_up_at_once_without_deactivating(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    refused = DeliveryError("Telegram refused the message: Bad Request: can't parse entities")
+    notifier = RecordingNotifier("telegram", script={"1": [refused] * 3}, clock=clock.monotonic)
+    engine = AlertEngine(store, AlertSettings(deactivate_after=1), {"telegram": notifier}, clock)
+    store.subscribe("telegram", "1", None, 3, "x")
+
+    with caplog.at_level(logging.WARNING, logger="whydown.delivery"):
+        alert = await engine.evaluate(explanation(3))
+
+    assert alert is not None
+    [delivery] = store.deliveries(alert.id)
+    assert (delivery.status, delivery.attempts, delivery.last_error) == (
+        "failed",
+        1,
+        "Telegram refused the message: Bad Request: can't parse entities",
+    )
+    assert len(notifier.attempts) == 1
+    [subscription] = store.subscriptions()
+    assert subscription.active and subscription.consecutive_failures == 0
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            f"gave up on delivery {delivery.id}: "
+            "Telegram refused the message: Bad Request: can't parse entities",
+        )
+    ]
+
+
+def test_retry_after_does_not_count_as_a_failed_attempt(tmp_path: Path) -> None:
+    async def main(loop: VirtualTimeLoop) -> None:
+        notifier = RecordingNotifier(
+            "telegram",
+            script={"1": [RetryAfter(3.0), RetryAfter(3.0), TransientDeliveryError("HTTP 502")]},
+            clock=loop.time,
+        )
+        with Store(tmp_path / "whydown.db") as store:
+            settings = AlertSettings(max_attempts=2)
+            engine = AlertEngine(store, settings, {"telegram": notifier}, LoopClock(loop))
+            store.subscribe("telegram", "1", None, 3, "x")
+
+            alert = await engine.evaluate(explanation(3))
+
+            assert alert is not None
+            [delivery] = store.deliveries(alert.id)
+            # four requests: two waits asked for, one failure, then the message went through
+            assert (delivery.status, delivery.attempts) == ("sent", 2)
+            assert len(notifier.attempts) == 4
+
+    run_virtual(main)
 
 
 def test_retry_after_is_honoured_exactly_for_that_chat_only(tmp_path: Path) -> None:

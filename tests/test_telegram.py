@@ -405,6 +405,7 @@ async def test_notifier_translates_bot_api_errors_for_the_dispatcher(
     assert type(raised.value) is expected
     if isinstance(raised.value, RetryAfter):
         assert raised.value.seconds == 7
+        assert raised.value.platform_wide  # flood control holds the whole bot
     assert telegram_emulator.token not in str(raised.value)
     assert "http" not in str(raised.value)
 
