@@ -137,10 +137,11 @@ def text(e: Explanation, t: Thresholds | None = None) -> str:
 def _fit_lines(body: str, footer: str, limit: int) -> str:
     """Drop whole lines from the end of the body until body + footer fit."""
     lines = body.rstrip("\n").split("\n")
-    marker = "…"
-    while lines and len("\n".join(lines)) + len(marker) + 2 + len(footer) > limit:
+    tail = ["…", "", footer]
+    # what is joined is lines + tail: the body's length, one newline per remaining line, the tail
+    while lines and len("\n".join(lines)) + sum(len(part) + 1 for part in tail) > limit:
         lines.pop()
-    return "\n".join([*lines, marker, "", footer])
+    return "\n".join([*lines, *tail])
 
 
 def telegram_html(e: Explanation, t: Thresholds | None = None, limit: int = TELEGRAM_LIMIT) -> str:

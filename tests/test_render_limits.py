@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
+import pytest
+
 from explainers import render
 from explainers.models import DriverResult, Evidence, Explanation, Headline, Move
 from tests.factories import NOW
@@ -119,6 +121,29 @@ def test_telegram_html_shortens_gracefully_within_4096() -> None:
     parser = _TagBalance()
     parser.feed(short)
     assert parser.stack == []
+
+
+@pytest.mark.parametrize("limit", [900, 1200, 1600, 2500])
+def test_telegram_html_fits_small_limits(limit: int) -> None:
+    long = _explanation(title="x" * 300, n_headlines=5, evidence_value="y" * 200)
+    html = render.telegram_html(long, limit=limit)
+    assert len(html) <= limit
+    assert html.endswith("Information only, not financial advice.</i>\n")
+    parser = _TagBalance()
+    parser.feed(html)
+    assert parser.stack == []
+
+
+def test_dropping_lines_fits_every_limit_exactly() -> None:
+    body = "\n".join(f"line {i}" for i in range(40))
+    footer = "<i>Data as of 08:00 UTC.</i>"
+    for limit in range(len(footer) + 3, len(body) + len(footer) + 10):
+        fitted = render._fit_lines(body, footer, limit)
+        assert len(fitted) <= limit, limit
+        assert fitted.endswith("…\n\n" + footer)
+        kept = fitted.count("line ")
+        if kept < 40:  # the next line would not have fitted
+            assert len(fitted) + len(f"line {kept}\n") > limit
 
 
 def test_discord_embed_respects_every_limit() -> None:
