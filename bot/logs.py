@@ -21,7 +21,12 @@ def _scrubbing_factory(secrets: list[str]) -> Any:
 
     def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = _BASE_FACTORY(*args, **kwargs)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:
+            # a malformed call (log.info("%d", "x")) must not raise at the caller: the record
+            # stays as it is, and the handler reports it as logging always does
+            return record
         if any(secret in message for secret in secrets):
             for secret in secrets:
                 message = message.replace(secret, REDACTED)

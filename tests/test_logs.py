@@ -52,3 +52,15 @@ def test_http_request_lines_are_not_logged_at_info(capsys: pytest.CaptureFixture
         'HTTP Request: GET https://api.telegram.org/bot%s/getMe "200 OK"', TOKEN
     )
     assert capsys.readouterr().err == ""
+
+
+def test_a_malformed_log_call_does_not_raise_at_the_caller(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _configure()
+    logger = logging.getLogger("whydown")
+    logger.info("%d drivers", "five")  # a bug in a log call, not in the program
+    logger.info("still logging for %s", TOKEN)
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err  # reported by the handler, as logging does
+    assert "still logging for [redacted]" in err
