@@ -156,7 +156,7 @@ def liquidations(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         evidence.append(
             Evidence(
                 label="BTC funding rate",
-                value=f"{funding.rate * 100:+.4f}% per 8h",
+                value=f"{funding.rate * 100:+.4f}% per funding period",
                 source=funding.source,
                 as_of=funding.as_of,
             )

@@ -8,7 +8,7 @@ import pytest
 
 from explainers import drivers, render
 from explainers.explain import explain
-from explainers.models import DriverResult
+from explainers.models import DriverResult, Funding
 from explainers.settings import Thresholds
 from tests import factories as f
 
@@ -45,6 +45,13 @@ def test_open_interest_drop(now: float, state: str) -> None:
     )
     assert result.state == state
     assert result.figures["oi_change_1h"] == pytest.approx((now - 100e9) / 100e9 * 100)
+
+
+def test_funding_is_per_funding_period_not_per_8h() -> None:
+    funding = Funding(source="OKX", as_of=f.NOW, instrument="BTC-USDT-SWAP", rate=-0.000051)
+    result = drivers.liquidations(f.snapshot(funding=[funding]), f.lookback(), T)
+    line = next(e for e in result.evidence if e.label == "BTC funding rate")
+    assert line.value == "-0.0051% per funding period"
 
 
 def test_liquidations_unknown_names_the_failed_source() -> None:
