@@ -171,3 +171,13 @@ def test_plain_text_has_no_markup() -> None:
     )
     assert "6 of 6 sell-off drivers are firing." in text
     assert "<" not in text.replace("<b>pwn", "")
+
+
+@pytest.mark.parametrize("flavour", ["text", "html", "markdown"])
+@pytest.mark.parametrize("name", ["unknown_coin", "coin_data_unavailable"])
+def test_a_long_coin_query_is_cut_short_in_the_reply(flavour: render.Flavour, name: str) -> None:
+    values = {"suggestions": ["SOL"]} if name == "unknown_coin" else {}
+    reply = render.message(name, flavour, query="q" * 4000, **values)
+    assert len(reply) < 300  # far below Discord's 2,000 and Telegram's 4,096
+    assert f'"{"q" * 39}…"' in reply
+    assert render.message(name, flavour, query="solanaa", **values).count("solanaa") == 1
