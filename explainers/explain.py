@@ -28,6 +28,8 @@ from explainers.settings import Thresholds
 ALTCOIN_SAMPLE = 50
 HEADLINES = 5
 DRIVER_HEADLINES = 2
+#: older headlines are history, not news about this move
+HEADLINE_MAX_AGE = timedelta(hours=48)
 # stablecoins and wrapped or staked copies of BTC/ETH do not tell whether altcoins fall harder
 PEGGED = {
     "usdt",
@@ -198,6 +200,12 @@ def sentiment(snapshot: Snapshot) -> Sentiment | None:
     )
 
 
+def recent_headlines(snapshot: Snapshot) -> list[Headline]:
+    """Headlines published within HEADLINE_MAX_AGE before the snapshot; undated ones stay."""
+    cutoff = snapshot.taken_at - HEADLINE_MAX_AGE
+    return [h for h in snapshot.headlines if h.published is None or h.published >= cutoff]
+
+
 def _with_headlines(drivers: list[DriverResult], headlines: list[Headline]) -> list[DriverResult]:
     return [
         d.model_copy(
@@ -294,6 +302,7 @@ def explain(
             vs_market_24h=_diff(found.change_24h, cap.change_24h if cap else None),
         )
     tracked = lb.liquidations_24h.tracked_since if lb.liquidations_24h else None
+    headlines = recent_headlines(snapshot)
     return Explanation(
         generated_at=now,
         data_time=snapshot.taken_at,
@@ -301,11 +310,11 @@ def explain(
         market_change_24h=worst_24h,
         btc_change_1h=btc_1h,
         moves=all_moves,
-        drivers=_with_headlines(drivers, snapshot.headlines),
+        drivers=_with_headlines(drivers, headlines),
         coin=coin_view,
         altcoins=altcoins(snapshot, t),
         sentiment=sentiment(snapshot),
-        headlines=snapshot.headlines[:HEADLINES],
+        headlines=headlines[:HEADLINES],
         watch=watch(snapshot, lb, now),
         sources=sorted(snapshot.statuses.values(), key=lambda s: s.label),
         liquidations_tracked_since=tracked,

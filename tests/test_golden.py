@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,34 @@ def test_stale_data_is_marked_in_every_footer() -> None:
     assert stale in html.split("<i>Data as of")[1]
     footer = render.discord_embed(e)["footer"]["text"]
     assert stale in footer and "Not available: Fear & Greed." in footer
+
+
+def test_headlines_older_than_48_hours_are_left_out() -> None:
+    def headline(title: str, hours_ago: float | None) -> Headline:
+        return Headline(
+            title=title,
+            link=f"https://news.example/{title.replace(' ', '-')}",
+            feed="CoinDesk",
+            published=None if hours_ago is None else f.NOW - timedelta(hours=hours_ago),
+            drivers=["etf"],
+        )
+
+    s = f.snapshot(
+        markets=f.markets(),
+        etf=f.etf(-50.0, -100.0, -150.0),
+        headlines=[
+            headline("Last year's ETF outflows", 24 * 400),
+            headline("ETF outflows three days ago", 72),
+            headline("ETF outflows today", 2),
+            headline("Undated ETF item", None),
+            headline("ETF outflows two days ago", 48),
+        ],
+    )
+    lb = f.lookback()
+    e = explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
+    recent = ["ETF outflows today", "Undated ETF item", "ETF outflows two days ago"]
+    assert [h.title for h in e.headlines] == recent
+    etf = next(d for d in e.drivers if d.key == "etf")
+    assert [h.title for h in etf.headlines] == recent[:2]
+    text = render.text(e)
+    assert "three days ago" not in text and "Last year" not in text
