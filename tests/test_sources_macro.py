@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -356,6 +357,56 @@ async def test_polymarket_odds_stand_when_the_history_fails() -> None:
         odds = await polymarket.fetch_cut_odds(client, CFG, SEPT_15_2026)
     assert odds.probability == pytest.approx(0.002)
     assert odds.history == []
+
+
+def clob(answer: Callable[[httpx.Request], Any]) -> httpx.AsyncClient:
+    """Gamma answers the recorded event; `answer` (async) answers each CLOB history call."""
+    event = load("polymarket_event_fed.json")
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/events":
+            return httpx.Response(200, json=[event])
+        return await answer(request)
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+async def test_polymarket_history_calls_are_in_flight_together() -> None:
+    tokens = polymarket.parse_next_meeting(
+        [load("polymarket_event_fed.json")], SEPT_15_2026
+    ).yes_tokens
+    arrived: list[str] = []
+    all_in = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        arrived.append(request.url.params["market"])
+        if len(arrived) == len(tokens):
+            all_in.set()
+        await all_in.wait()  # no call is answered before every call has been made
+        return httpx.Response(200, json={"history": [{"t": 1789200003, "p": 0.01}]})
+
+    # the guard only stops a sequential reader from hanging the suite
+    async with clob(answer) as client, asyncio.timeout(30):
+        odds = await polymarket.fetch_cut_odds(client, CFG, SEPT_15_2026)
+    assert sorted(arrived) == sorted(tokens)
+    assert [p.probability for p in odds.history] == [0.02]
+
+
+async def test_polymarket_history_that_never_answers_leaves_the_odds_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    never = asyncio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await never.wait()
+        return httpx.Response(200, json={"history": []})
+
+    cfg = SourceSettings(timeout_s=0.2)
+    async with clob(answer) as client, asyncio.timeout(30):
+        odds = await polymarket.fetch_cut_odds(client, cfg, SEPT_15_2026)
+    assert odds.probability == pytest.approx(0.002)
+    assert odds.history == []
+    assert "polymarket price history: no answer in time" in caplog.text
 
 
 @pytest.mark.parametrize(
