@@ -1,7 +1,8 @@
 """Charts for the front-ends: data from the explainer's refresh and history, prices through the
 sources, drawing in a worker thread, one render per refresh and chart.
 
-A chart is cached under (data time, kind, coin): resending it costs nothing until the next refresh.
+A chart is cached under (data time, kind, coin id) and drawn from that very refresh: resending it
+costs nothing until the next refresh.
 Concurrent requests for the same chart share one render (single flight). Price sources that fail
 leave the price panel empty ("no data"), they never fail the chart; a drawing failure raises
 `ChartUnavailable`, and the front-end still sends the text answer.
@@ -20,9 +21,10 @@ import httpx
 from explainers import formatting as fmt
 from explainers.collect import Clock, utcnow
 from explainers.errors import ChartUnavailable, SourceError
+from explainers.explain import coin_by_query
 from explainers.history import History
 from explainers.models import Explanation, PriceSeries
-from explainers.service import Explainer
+from explainers.service import Explainer, Refreshed
 from explainers.settings import SourceSettings
 from explainers.sources import coinbase, coingecko
 
@@ -90,15 +92,16 @@ class ChartMaker:
         ChartUnavailable when the chart cannot be drawn.
         """
         refreshed = await self.explainer.current()
-        wanted = (coin or "").strip().lower()
-        key = (refreshed.explanation.data_time, "sell_off", wanted)
-        return await self._single_flight(key, lambda: self._make_sell_off(coin))
+        # keyed on the coin itself, so "sol", "SOL" and "solana" share one render
+        coin_id = coin_by_query(refreshed.snapshot, coin).id if coin else ""
+        key = (refreshed.explanation.data_time, "sell_off", coin_id)
+        return await self._single_flight(key, lambda: self._make_sell_off(refreshed, coin_id))
 
     async def etf(self) -> Chart:
         """The ETF-flows chart of the current refresh; ChartUnavailable when no flows were read."""
         refreshed = await self.explainer.current()
         key = (refreshed.explanation.data_time, "etf", "")
-        return await self._single_flight(key, self._make_etf)
+        return await self._single_flight(key, lambda: self._make_etf(refreshed))
 
     async def _single_flight(self, key: CacheKey, make: Callable[[], Awaitable[Chart]]) -> Chart:
         cached = self._cache.get(key)
@@ -122,8 +125,9 @@ class ChartMaker:
             del self._cache[old]
         self._cache[key] = task.result()
 
-    async def _make_sell_off(self, coin: str | None) -> Chart:
-        explanation = await self.explainer.explain(coin)
+    async def _make_sell_off(self, refreshed: Refreshed, coin_id: str) -> Chart:
+        """Draw from the refresh the chart is cached under, never from a newer one."""
+        explanation = self.explainer.explain_from(refreshed, coin_id)
         now = explanation.data_time
         coin_id = explanation.coin.id if explanation.coin is not None else None
         btc_task = self._prices("bitcoin", now)
@@ -152,8 +156,7 @@ class ChartMaker:
             filename=f"whydown-{name}-{now:%Y%m%d-%H%M}.png",
         )
 
-    async def _make_etf(self) -> Chart:
-        refreshed = await self.explainer.current()
+    async def _make_etf(self, refreshed: Refreshed) -> Chart:
         flows = refreshed.snapshot.etf
         now = refreshed.explanation.data_time
         if flows is None or not flows.days:

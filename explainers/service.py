@@ -108,7 +108,10 @@ class Explainer:
 
     async def explain(self, coin: str | None = None) -> Explanation:
         """The answer to /why [coin]. Raises UnknownCoin or CoinDataUnavailable for a bad coin."""
-        refreshed = await self.current()
+        return self.explain_from(await self.current(), coin)
+
+    def explain_from(self, refreshed: Refreshed, coin: str | None = None) -> Explanation:
+        """The answer to /why [coin] from one given refresh, without refreshing."""
         if not coin:
             return refreshed.explanation
         return explain(

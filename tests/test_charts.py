@@ -32,6 +32,7 @@ from explainers.errors import BadResponse, ChartUnavailable, RateLimited, Unknow
 from explainers.history import MemoryHistory
 from explainers.models import EtfDay, EtfFlows, Replay
 from explainers.replay import Scenario
+from explainers.service import Refreshed
 from explainers.settings import SourceSettings
 from explainers.sources import coinbase, coingecko
 from tests.replay_helpers import Upstream
@@ -385,6 +386,37 @@ async def test_a_cached_chart_is_not_drawn_again_until_the_next_refresh() -> Non
         newer = await maker.sell_off()
     assert maker.renders == 3
     assert newer.data_time > first.data_time
+
+
+async def test_a_chart_is_drawn_from_the_refresh_it_is_cached_under(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        first = await maker.explainer.refresh()
+        current = maker.explainer.current
+
+        async def current_then_expire() -> Refreshed:
+            refreshed = await current()
+            upstream.advance(settings.refresh_interval_s + 1)  # the cache expires right after
+            return refreshed
+
+        monkeypatch.setattr(maker.explainer, "current", current_then_expire)
+        chart = await maker.sell_off("sol")
+        assert maker.explainer.latest is first  # drawing did not start another refresh
+    assert chart.data_time == first.explanation.data_time
+
+
+async def test_one_render_per_coin_however_it_is_named() -> None:
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        charts_ = [await maker.sell_off(name) for name in ("sol", "solana", "SOL", "Solana")]
+    assert maker.renders == 1
+    assert all(c is charts_[0] for c in charts_)
 
 
 async def test_drawing_runs_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
