@@ -84,6 +84,8 @@ class ChartMaker:
         self.renders = 0
         self._cache: dict[CacheKey, Chart] = {}
         self._inflight: dict[CacheKey, asyncio.Task[Chart]] = {}
+        #: BTC's price series of one data time: every sell-off chart of a refresh shows it
+        self._btc: dict[datetime, asyncio.Task[PriceSeries | None]] = {}
 
     async def sell_off(self, coin: str | None = None) -> Chart:
         """The sell-off chart of the current refresh, for /why or /why COIN.
@@ -130,7 +132,7 @@ class ChartMaker:
         explanation = self.explainer.explain_from(refreshed, coin_id)
         now = explanation.data_time
         coin_id = explanation.coin.id if explanation.coin is not None else None
-        btc_task = self._prices("bitcoin", now)
+        btc_task = self._btc_prices(now)
         if coin_id is not None and coin_id != "bitcoin":
             prices, coin_prices = await asyncio.gather(btc_task, self._prices(coin_id, now))
         else:
@@ -185,6 +187,16 @@ class ChartMaker:
             raise ChartUnavailable("the chart could not be drawn") from err
         self.renders += 1
         return png
+
+    async def _btc_prices(self, now: datetime) -> PriceSeries | None:
+        """BTC's last 24 h, fetched once per data time and shared by every chart of it; a fetch
+        that found no source is not kept, so the next chart asks again."""
+        task = self._btc.get(now)
+        if task is None or (task.done() and (task.cancelled() or task.result() is None)):
+            task = asyncio.create_task(self._prices("bitcoin", now))
+            self._btc = {now: task}  # an older data time's series is of no further use
+        # shield: one chart giving up must not cancel the fetch the others share
+        return await asyncio.shield(task)
 
     async def _prices(self, coin_id: str, now: datetime) -> PriceSeries | None:
         """The coin's last 24 h: CoinGecko, else Coinbase hourly candles for BTC and ETH, else

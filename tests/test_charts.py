@@ -419,6 +419,32 @@ async def test_one_render_per_coin_however_it_is_named() -> None:
     assert all(c is charts_[0] for c in charts_)
 
 
+async def test_btc_prices_are_fetched_once_for_every_chart_of_a_refresh() -> None:
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    btc = "api.coingecko.com/api/v3/coins/bitcoin/market_chart"
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        await asyncio.gather(maker.sell_off(), maker.sell_off("sol"), maker.sell_off("eth"))
+        assert (maker.renders, upstream.calls[btc]) == (3, 1)
+        upstream.advance(settings.refresh_interval_s + 1)
+        await maker.sell_off("sol")
+    assert upstream.calls[btc] == 2  # a new refresh, a new series
+
+
+async def test_btc_prices_that_failed_are_asked_again_by_the_next_chart() -> None:
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    failing = [server_error_for("/market_chart")]
+    upstream.overrides.append(lambda r: failing[0](r) if failing else None)
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        await maker.sell_off()
+        failing.clear()
+        await maker.sell_off("sol")
+    assert upstream.calls["api.coingecko.com/api/v3/coins/bitcoin/market_chart"] == 2
+
+
 async def test_drawing_runs_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     threads: list[int] = []
     draw = charts.sell_off_chart
