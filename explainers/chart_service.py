@@ -105,6 +105,28 @@ class ChartMaker:
         key = (refreshed.explanation.data_time, "etf", "")
         return await self._single_flight(key, lambda: self._make_etf(refreshed))
 
+    async def for_alert(self, explanation: Explanation, timeout_s: float = 20.0) -> Chart | None:
+        """The market sell-off chart of the data an alert was built from, or None: when newer
+        data has replaced it (a chart of other figures would contradict the text), when it
+        cannot be drawn, or when drawing takes longer than `timeout_s`. Never refreshes."""
+        latest = self.explainer.latest
+        data_time = explanation.data_time
+        if latest is None or latest.explanation.data_time != data_time:
+            log.info("chart for alert: the data of %s is no longer the latest", data_time)
+            return None
+        key = (data_time, "sell_off", "")
+        try:
+            async with asyncio.timeout(timeout_s):
+                chart = await self._single_flight(key, lambda: self._make_sell_off(latest, ""))
+        except ChartUnavailable as err:
+            log.warning("chart for alert of %s: %s", data_time, err)
+            return None
+        except TimeoutError:
+            # the render goes on (shielded) and is cached for the next request
+            log.warning("chart for alert of %s: not drawn within %g s", data_time, timeout_s)
+            return None
+        return chart if chart.data_time == data_time else None
+
     async def _single_flight(self, key: CacheKey, make: Callable[[], Awaitable[Chart]]) -> Chart:
         cached = self._cache.get(key)
         if cached is not None:

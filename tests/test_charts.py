@@ -445,6 +445,56 @@ async def test_btc_prices_that_failed_are_asked_again_by_the_next_chart() -> Non
     assert upstream.calls["api.coingecko.com/api/v3/coins/bitcoin/market_chart"] == 2
 
 
+async def test_an_alert_gets_the_market_chart_of_its_own_data() -> None:
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        alerted = (await maker.explainer.refresh()).explanation
+        chart = await maker.for_alert(alerted)
+        assert chart is not None and chart.data_time == alerted.data_time
+        assert await maker.sell_off() is chart  # the /chart answer reuses the same render
+    assert maker.renders == 1
+    assert_drawn(chart.png)
+
+
+async def test_an_alert_whose_data_was_replaced_gets_no_chart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="explainers.chart_service")
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        alerted = (await maker.explainer.refresh()).explanation
+        upstream.advance(settings.refresh_interval_s + 1)
+        await maker.explainer.refresh()
+        assert await maker.for_alert(alerted) is None
+    assert maker.renders == 0
+    assert "is no longer the latest" in caplog.text
+
+
+async def test_an_alert_chart_that_fails_or_is_late_is_none(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_args: Any) -> bytes:
+        raise RuntimeError("renderer exploded")
+
+    settings = Settings(_env_file=None)
+    upstream = Upstream()
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        alerted = (await maker.explainer.refresh()).explanation
+        with monkeypatch.context() as patch:
+            patch.setattr(charts, "sell_off_chart", broken)
+            assert await maker.for_alert(alerted) is None
+        assert "chart for alert" in caplog.text and "could not be drawn" in caplog.text
+        assert await maker.for_alert(alerted, timeout_s=0) is None
+        assert "not drawn within 0 s" in caplog.text
+        late = await maker.sell_off()  # the late render was not abandoned: this joins it
+    assert maker.renders == 1 and late.data_time == alerted.data_time
+
+
 async def test_drawing_runs_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     threads: list[int] = []
     draw = charts.sell_off_chart
