@@ -71,7 +71,8 @@ class Thresholds(BaseModel):
     spx_day_pct: float = -1.0
     ndx_day_pct: float = -1.5
     # fear
-    fear_level: int = 25
+    # below neutral (50): the fear driver's severity divides by 50 - fear_level
+    fear_level: int = Field(default=25, ge=1, le=49)
     fear_drop_7d: int = 15
     # the market is "down" when total cap or BTC is at or below these (percent)
     market_down_24h_pct: float = -3.0

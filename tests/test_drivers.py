@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from pydantic import ValidationError
 
 from explainers import drivers, render
 from explainers.explain import explain
@@ -229,3 +230,17 @@ def test_thresholds_are_settings() -> None:
     s = f.snapshot(indices={"spx": f.index("spx", -0.6)})
     assert drivers.stocks(s, f.lookback(), strict).state == "fired"
     assert drivers.stocks(s, f.lookback(), T).state == "quiet"
+
+
+@pytest.mark.parametrize("level", [0, 50, 60])
+def test_fear_level_outside_1_to_49_is_refused(level: int) -> None:
+    with pytest.raises(ValidationError, match="fear_level"):
+        Thresholds(fear_level=level)
+
+
+@pytest.mark.parametrize("level", [1, 49])
+def test_fear_level_at_either_bound_judges_fear(level: int) -> None:
+    t = Thresholds(fear_level=level)
+    s = f.snapshot(fear_greed=f.fear_greed(level))
+    result = drivers.fear(s, f.lookback(), t)
+    assert result.state == "fired" and result.severity == pytest.approx(1.0)
