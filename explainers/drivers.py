@@ -12,6 +12,7 @@ from datetime import timedelta
 from explainers import formatting as fmt
 from explainers.models import DriverResult, Evidence, Lookback, Snapshot
 from explainers.settings import Thresholds
+from explainers.sources.okx import SOURCE as OKX
 
 FEAR_GREED_URL = "https://alternative.me/crypto/fear-and-greed-index/"
 TREASURY_URL = "https://home.treasury.gov/resource-center/data-chart-center/interest-rates"
@@ -150,6 +151,17 @@ def liquidations(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         )
         severities.append(_ratio(-oi_change, t.oi_drop_1h_pct))
     figures["oi_change_1h"] = oi_change
+    # other venues' open interest (Binance, Bybit where enabled): context only, not judged
+    for other in s.open_interest:
+        if other.source != OKX:
+            evidence.append(
+                Evidence(
+                    label=f"Open interest, {other.source} {other.instrument}",
+                    value=fmt.usd(other.oi_usd),
+                    source=other.source,
+                    as_of=other.as_of,
+                )
+            )
     funding = next((f for f in s.funding if f.instrument == "BTC-USDT-SWAP"), None)
     if funding is not None:
         figures["funding"] = funding.rate

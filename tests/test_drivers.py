@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from explainers import drivers, render
 from explainers.explain import explain
-from explainers.models import DriverResult, Funding
+from explainers.models import DriverResult, Funding, OpenInterest
 from explainers.settings import Thresholds
 from tests import factories as f
 
@@ -46,6 +46,24 @@ def test_open_interest_drop(now: float, state: str) -> None:
     )
     assert result.state == state
     assert result.figures["oi_change_1h"] == pytest.approx((now - 100e9) / 100e9 * 100)
+
+
+def test_other_venues_open_interest_is_shown_but_not_judged() -> None:
+    others = [
+        OpenInterest(source="Binance", as_of=f.NOW, instrument="BTCUSDT", oi_usd=8.1e9),
+        OpenInterest(source="Bybit", as_of=f.NOW, instrument="BTCUSDT", oi_usd=5.52e9),
+    ]
+    lb = f.lookback(oi_1h_ago_usd=100e9)
+    okx_only = drivers.liquidations(f.snapshot(open_interest=[f.open_interest(90e9)]), lb, T)
+    s = f.snapshot(open_interest=[f.open_interest(90e9), *others])
+    result = drivers.liquidations(s, lb, T)
+    lines = [(e.label, e.value, e.source) for e in result.evidence]
+    assert ("Open interest, Binance BTCUSDT", "$8.10B", "Binance") in lines
+    assert ("Open interest, Bybit BTCUSDT", "$5.52B", "Bybit") in lines
+    judged = (result.state, result.severity, result.figures)
+    assert judged == (okx_only.state, okx_only.severity, okx_only.figures)
+    text = render.text(explain(s, [result], lb, T, now=f.NOW))
+    assert "   - Open interest, Binance BTCUSDT: $8.10B [Binance, 20 Nov 14:00 UTC]\n" in text
 
 
 def test_funding_is_per_funding_period_not_per_8h() -> None:
