@@ -231,8 +231,6 @@ def etf(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
             )
         )
         severities.append(_ratio(sum3, t.etf_3day_musd))
-    # the day after the latest reported one may be partly in ("-" for funds not reported yet)
-    pending = [d for d in s.etf.days if d.total_musd is None and d.day > latest.day]
     figures: dict[str, float | None] = {"latest": latest.total_musd, "sum3": sum3}
     severity = max(severities)
     return _judged(
@@ -240,7 +238,7 @@ def etf(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         threshold,
         severity,
         evidence=evidence,
-        figures=figures | {"pending_days": float(len(pending))},
+        figures=figures,
     )
 
 

@@ -36,7 +36,7 @@ def _btc_oi(snapshot: Snapshot) -> float | None:
 
 
 def figures_of(snapshot: Snapshot) -> dict[str, float]:
-    """The figures worth keeping over time (only those this refresh actually read)."""
+    """The figures `lookback` reads back later (only those this refresh actually read)."""
     figures: dict[str, float] = {}
     premiums = premium_series(snapshot)
     if premiums:
@@ -45,18 +45,6 @@ def figures_of(snapshot: Snapshot) -> dict[str, float]:
         figures["oi_usd"] = oi
     if snapshot.cut_odds is not None:
         figures["cut_odds"] = snapshot.cut_odds.probability
-    if snapshot.yields is not None and snapshot.yields.days:
-        two = snapshot.yields.days[-1].two_year
-        if two is not None:
-            figures["two_year"] = two
-    if snapshot.fear_greed is not None and snapshot.fear_greed.points:
-        figures["fear_greed"] = snapshot.fear_greed.points[-1].value
-    if snapshot.markets is not None:
-        for coin in snapshot.markets.coins:
-            if coin.id == "bitcoin" and coin.price is not None:
-                figures["btc_price"] = coin.price
-    if snapshot.global_market and snapshot.global_market.market_cap_change_24h_pct is not None:
-        figures["market_cap_change_24h"] = snapshot.global_market.market_cap_change_24h_pct
     return figures
 
 

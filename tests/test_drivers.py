@@ -99,6 +99,7 @@ def test_etf_not_reported_day_is_not_zero() -> None:
     assert result.state == "fired"
     assert result.figures["latest"] == -150.0
     assert result.figures["sum3"] is None  # only two reported days: no 3-day sum
+    assert set(result.figures) == {"latest", "sum3"}
 
 
 def test_etf_unknown() -> None:

@@ -85,3 +85,17 @@ def test_liquidation_totals_count_each_event_once_across_polls() -> None:
     assert (lb.liquidations_1h.long_usd, lb.liquidations_1h.short_usd) == (50e6, 0.0)
     assert (lb.liquidations_24h.long_usd, lb.liquidations_24h.short_usd) == (50e6, 1e6)
     assert lb.liquidations_24h.tracked_since == old.ts
+
+
+def test_only_figures_that_are_read_back_are_stored() -> None:
+    s = f.snapshot(
+        markets=f.markets(),
+        global_market=f.global_market(),
+        coinbase_btc=f.candles("Coinbase", [99.9]),
+        okx_btc=f.candles("OKX", [100.0]),
+        open_interest=[f.open_interest(90e9)],
+        cut_odds=f.cut_odds(0.4),
+        yields=f.yields(4.0, 4.1),
+        fear_greed=f.fear_greed(30),
+    )
+    assert set(lookback.figures_of(s)) == {"premium_pct", "oi_usd", "cut_odds"}
