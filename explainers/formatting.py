@@ -62,12 +62,17 @@ def number(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _utc(value: datetime) -> datetime:
+    """A naive time is taken as UTC (astimezone would take it as the machine's local time)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def when(value: datetime | None, now: datetime | None = None) -> str:
     """ "07:59 UTC" for today, "2 Aug 20:00 UTC" otherwise."""
     if value is None:
         return UNKNOWN
-    value = value.astimezone(UTC)
-    if now is not None and value.date() == now.astimezone(UTC).date():
+    value = _utc(value)
+    if now is not None and value.date() == _utc(now).date():
         return value.strftime("%H:%M UTC")
     return f"{value.day} {value.strftime('%b %H:%M UTC')}"
 
@@ -82,7 +87,7 @@ def when_full(value: datetime | None) -> str:
     """08:00 UTC, 5 Aug 2024."""
     if value is None:
         return UNKNOWN
-    value = value.astimezone(UTC)
+    value = _utc(value)
     return f"{value:%H:%M} UTC, {day(value.date())}"
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from html.parser import HTMLParser
 
 import pytest
 
-from explainers import render
+from explainers import formatting, render
 from explainers.models import DriverResult, Evidence, Explanation, Headline, Move
 from tests.factories import NOW
 
@@ -181,3 +183,17 @@ def test_a_long_coin_query_is_cut_short_in_the_reply(flavour: render.Flavour, na
     assert len(reply) < 300  # far below Discord's 2,000 and Telegram's 4,096
     assert f'"{"q" * 39}…"' in reply
     assert render.message(name, flavour, query="solanaa", **values).count("solanaa") == 1
+
+
+def test_a_naive_time_is_shown_as_utc_not_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        naive = datetime(2024, 8, 5, 23, 30)
+        assert formatting.when(naive) == "5 Aug 23:30 UTC"
+        assert formatting.when(naive, now=datetime(2024, 8, 5, 10, 0)) == "23:30 UTC"
+        assert formatting.when_full(naive) == "23:30 UTC, 5 Aug 2024"
+        assert formatting.when_full(NOW) == "14:00 UTC, 20 Nov 2026"
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -132,6 +132,17 @@ def test_markets_nulls_are_unknown_not_zero() -> None:
     assert coin.change_24h is None
 
 
+def test_markets_update_time_without_offset_is_utc() -> None:
+    coin = {"symbol": "x", "name": "X", "current_price": 1.0}
+    body = [
+        coin | {"id": "naive", "last_updated": "2024-08-05T07:59:41.522"},
+        coin | {"id": "zulu", "last_updated": "2024-08-05T07:58:00Z"},
+    ]
+    markets = coingecko.parse_markets(body)
+    assert markets.coins[0].last_updated == datetime(2024, 8, 5, 7, 59, 41, 522000, tzinfo=UTC)
+    assert markets.as_of == markets.coins[0].last_updated
+
+
 @pytest.mark.parametrize(
     "body",
     [
