@@ -194,6 +194,23 @@ async def test_sosovalue_without_a_key_is_a_source_error() -> None:
     assert seen == []
 
 
+async def test_sosovalue_does_not_carry_its_key_through_a_redirect() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "elsewhere.example":
+            return httpx.Response(200, content=text("sosovalue_etf_summary_history.json"))
+        return httpx.Response(301, headers={"Location": "https://elsewhere.example/etf"})
+
+    cfg = SourceSettings(sosovalue_api_key=SecretStr("test-key"))
+    transport = httpx.MockTransport(handle)
+    async with httpx.AsyncClient(transport=transport, follow_redirects=True) as client:
+        with pytest.raises(BadResponse, match=r"redirected \(HTTP 301\)"):
+            await sosovalue.fetch_etf_flows(client, cfg)
+    assert [r.url.host for r in seen] == ["openapi.sosovalue.com"]
+
+
 @pytest.mark.parametrize(
     "content",
     [HTML_PAGE, "", '{"code": 1, "msg": "invalid key", "data": null}', '{"code": 0, "data": []}'],

@@ -107,6 +107,46 @@ async def test_markets_sends_the_key_header_only_when_a_key_is_set() -> None:
     assert eth.change_7d is None
 
 
+def moved_elsewhere(final: httpx.Response) -> tuple[httpx.AsyncClient, list[httpx.Request]]:
+    """Every host but elsewhere.example answers 302 to it; the client follows redirects, as the
+    bot's client does."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "elsewhere.example":
+            return final
+        return httpx.Response(302, headers={"Location": "https://elsewhere.example/moved"})
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handle), follow_redirects=True)
+    return client, seen
+
+
+@pytest.mark.parametrize("fetch", ["markets", "global", "market_chart"])
+async def test_coingecko_with_a_key_does_not_follow_a_redirect(fetch: str) -> None:
+    cfg = SourceSettings(coingecko_api_key=SecretStr("CG-test"))
+    client, seen = moved_elsewhere(httpx.Response(200, json={}))
+    calls = {
+        "markets": lambda: coingecko.fetch_markets(client, cfg),
+        "global": lambda: coingecko.fetch_global(client, cfg),
+        "market_chart": lambda: coingecko.fetch_market_chart(client, cfg, "bitcoin"),
+    }
+    async with client:
+        with pytest.raises(BadResponse) as raised:
+            await calls[fetch]()
+    assert raised.value.detail == "redirected (HTTP 302)"
+    assert "elsewhere" not in str(raised.value)
+    assert [r.url.host for r in seen] == ["api.coingecko.com"]  # the key went nowhere else
+
+
+async def test_coingecko_without_a_key_follows_redirects_as_the_client_does() -> None:
+    client, seen = moved_elsewhere(sample("coingecko_coins_markets_price_change_1h_24h.json"))
+    async with client:
+        markets = await coingecko.fetch_markets(client, CFG)
+    assert markets.coins
+    assert [r.url.host for r in seen] == ["api.coingecko.com", "elsewhere.example"]
+
+
 def test_markets_doc_example_falls_back_to_the_plain_24h_field() -> None:
     body = json.loads((FIXTURES / "coingecko_coins_markets.json").read_text())
     btc = coingecko.parse_markets(body).coins[0]

@@ -31,6 +31,11 @@ def _headers(cfg: SourceSettings) -> dict[str, str]:
     return headers
 
 
+def _follow(cfg: SourceSettings) -> bool | None:
+    """Never follow a redirect while the key header is sent: it would go to the new host too."""
+    return False if cfg.coingecko_api_key is not None else None
+
+
 def _check_status(body: Any) -> None:
     """CoinGecko reports errors as {"status": {"error_code", "error_message"}}, sometimes with 200."""
     if not isinstance(body, dict) or not isinstance(body.get("status"), dict):
@@ -147,13 +152,20 @@ async def fetch_markets(client: httpx.AsyncClient, cfg: SourceSettings) -> Marke
         f"{cfg.coingecko_url}/coins/markets",
         params=MARKETS_PARAMS,
         headers=_headers(cfg),
+        follow_redirects=_follow(cfg),
     )
     return parse_markets(body)
 
 
 async def fetch_global(client: httpx.AsyncClient, cfg: SourceSettings) -> GlobalMarket:
     """Total market cap, its 24h change, and BTC dominance."""
-    body = await get_json(client, SOURCE, f"{cfg.coingecko_url}/global", headers=_headers(cfg))
+    body = await get_json(
+        client,
+        SOURCE,
+        f"{cfg.coingecko_url}/global",
+        headers=_headers(cfg),
+        follow_redirects=_follow(cfg),
+    )
     return parse_global(body)
 
 
@@ -170,5 +182,6 @@ async def fetch_market_chart(
         f"{cfg.coingecko_url}/coins/{coin_id}/market_chart",
         params={"vs_currency": "usd", "days": str(days)},
         headers=_headers(cfg),
+        follow_redirects=_follow(cfg),
     )
     return parse_market_chart(body, coin_id)

@@ -51,10 +51,22 @@ async def get(
     *,
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    follow_redirects: bool | None = None,
 ) -> httpx.Response:
-    """GET `url`, returning a 2xx response or raising the matching `SourceError`."""
+    """GET `url`, returning a 2xx response or raising the matching `SourceError`.
+
+    `follow_redirects` None keeps the client's setting. Pass False with an API key header:
+    httpx sends custom headers on to wherever a redirect points, another host included.
+    """
     try:
-        response = await client.get(url, params=params, headers=headers)
+        response = await client.get(
+            url,
+            params=params,
+            headers=headers,
+            follow_redirects=httpx.USE_CLIENT_DEFAULT
+            if follow_redirects is None
+            else follow_redirects,
+        )
     except httpx.TimeoutException as err:
         raise SourceTimeout(source, "no answer in time") from err
     except httpx.TransportError as err:
@@ -73,6 +85,9 @@ async def get(
         raise SourceUnavailable(source, f"server error (HTTP {status})")
     if status >= 400:
         raise BadResponse(source, f"request refused (HTTP {status})")
+    if status >= 300:
+        # not followed (the Location is not named: it is a URL)
+        raise BadResponse(source, f"redirected (HTTP {status})")
     return response
 
 
@@ -104,8 +119,12 @@ async def get_json(
     *,
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    follow_redirects: bool | None = None,
 ) -> Any:
-    return json_body(await get(client, source, url, params=params, headers=headers), source)
+    response = await get(
+        client, source, url, params=params, headers=headers, follow_redirects=follow_redirects
+    )
+    return json_body(response, source)
 
 
 def number(value: Any, source: str, field: str) -> float:

@@ -36,6 +36,8 @@ async def fetch_etf_flows(client: httpx.AsyncClient, cfg: SourceSettings) -> Etf
             "User-Agent": USER_AGENT,
             "x-soso-api-key": cfg.sosovalue_api_key.get_secret_value(),
         },
+        # a redirect would carry the key header to the new host
+        follow_redirects=False,
     )
     days = parse_summary_history(body)
     reported = [d.day for d in days if d.total_musd is not None]
