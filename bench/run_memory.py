@@ -32,15 +32,7 @@ from bot.store import Store
 from explainers.models import Liquidation
 from explainers.replay import Scenario
 
-FIGURES = (
-    "premium_pct",
-    "oi_usd",
-    "cut_odds",
-    "two_year",
-    "fear_greed",
-    "btc_price",
-    "market_cap_change_24h",
-)
+FIGURES = ("premium_pct", "oi_usd", "cut_odds")  # what lookback reads back
 DRIVERS = ("liquidations", "etf", "institutional", "fed", "stocks", "fear")
 
 
