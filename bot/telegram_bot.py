@@ -296,7 +296,9 @@ class TelegramFrontend:
         try:
             explanation = await self.explainer.explain(coin)
         except (UnknownCoin, CoinDataUnavailable) as err:
-            await query.answer(_notice(self._refusal(self.notices, err, coin)))
+            # the press is answered already: the refusal goes to the chat, as /why's would
+            if isinstance(query.message, Message):
+                await self._reply(query.message, self._refusal(self.replies, err, coin))
             return
         try:
             await query.edit_message_text(
@@ -309,7 +311,6 @@ class TelegramFrontend:
             # Nothing changed since the last answer: the message is already up to date.
             if "message is not modified" not in err.message.lower():
                 raise
-        await query.answer()
 
     async def _drivers_button(self, update: Update, context: Context) -> None:
         """The Drivers button: the drivers list as a reply (throttled per chat)."""
@@ -317,7 +318,6 @@ class TelegramFrontend:
         if not await self._admit(query, "drivers"):
             return
         explanation = await self.explainer.explain()
-        await query.answer()
         if isinstance(query.message, Message):
             await self._reply(query.message, self.replies.drivers(explanation))
 
@@ -326,17 +326,18 @@ class TelegramFrontend:
         query = _query(update)
         if not await self._admit(query, "chart"):
             return
-        await query.answer()  # at once: drawing may take a moment
         coin = (query.data or "").removeprefix(CHART).removeprefix(":") or None
         if isinstance(query.message, Message):
             await self._send_chart(query.message, coin)
 
     async def _admit(self, query: CallbackQuery, action: str) -> bool:
-        """Apply the per-chat throttle; tell the presser how long to wait when it says no."""
+        """Answer the press now (with the wait, when throttled per chat); whether to act on it."""
+        # before any work: a cold refresh or a slow drawing must not outlive the query, which
+        # Telegram expires within seconds; whatever is said after this goes to the chat
         chat_id = query.message.chat.id if query.message is not None else query.from_user.id
         wait = self._throttle.take((chat_id, action), self.clock())
-        if wait:
-            await query.answer(_notice(self.notices.button_throttled(wait, REFRESH_PERIOD_S)))
+        notice = self.notices.button_throttled(wait, REFRESH_PERIOD_S) if wait else None
+        await query.answer(_notice(notice) if notice else None)
         return not wait
 
     # --- sending and errors ------------------------------------------------------------------
@@ -399,9 +400,9 @@ class TelegramFrontend:
         if _unanswerable(error):
             return
         try:
-            if update.callback_query is not None:
-                await update.callback_query.answer(_notice(self.notices.failed()))
-            elif update.effective_message is not None:
+            # a button press was answered before its work began: the failure goes to the chat
+            # too (effective_message is then the message the button sits under)
+            if isinstance(update.effective_message, Message):
                 await self._reply(update.effective_message, self.replies.failed())
         except TelegramError as err:
             log.warning("telegram: could not tell the chat about the failure (%s)", err.message)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from pydantic import SecretStr
 
@@ -17,6 +19,7 @@ from bot.delivery import (
 )
 from bot.store import Store
 from bot.telegram_bot import TelegramFrontend
+from explainers.models import Explanation
 from explainers.render import TELEGRAM_LIMIT
 from explainers.service import Explainer
 from tests.replay_helpers import Upstream
@@ -178,6 +181,69 @@ async def test_refresh_is_throttled_per_chat_and_an_unchanged_answer_is_fine(
     assert notices(layer) == [None, throttled, None]
     assert "Try again in 30 s." in throttled
     assert await client.bot_messages(chat) == [answer]
+
+
+@pytest.mark.parametrize("button", ["Refresh", "Drivers"])
+async def test_a_press_is_answered_before_a_cold_refresh_finishes(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    explainer: Explainer,
+    upstream: Upstream,
+    monkeypatch: pytest.MonkeyPatch,
+    button: str,
+) -> None:
+    client, layer, chat = telegram_emulator.client, telegram_emulator.layer, Chat.private(ALICE)
+    refreshing, finish = asyncio.Event(), asyncio.Event()
+    explain = explainer.explain
+
+    async def cold(coin: str | None = None) -> Explanation:
+        refreshing.set()
+        await finish.wait()
+        return await explain(coin)
+
+    async with running(frontend):
+        await client.send_command(chat, "why", user=ALICE)
+        answer = await client.wait_for_reply(chat)
+        monkeypatch.setattr(explainer, "explain", cold)
+        upstream.advance(120)  # past the cache's age: the press needs a new refresh
+        await client.press_button(answer, button, user=ALICE)
+        await eventually(refreshing.is_set, "the refresh to start")
+        try:  # the press is answered while the refresh is still under way
+            await eventually(lambda: notices(layer) == [None], "the press answered")
+        finally:
+            finish.set()  # so that stopping never waits on a refresh held forever
+        if button == "Refresh":
+            done = await client.wait_for_edit(answer)
+        else:
+            done = await client.wait_for_reply(chat)
+
+    assert done.text is not None and "08:02 UTC, 5 Aug 2024" in done.text
+    assert notices(layer) == [None]
+
+
+async def test_a_failing_button_is_told_in_the_chat(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    explainer: Explainer,
+    failures: Failures,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(coin: str | None = None) -> None:
+        raise RuntimeError("boom at https://api.example/?key=s3cret")
+
+    client, layer, chat = telegram_emulator.client, telegram_emulator.layer, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "why", user=ALICE)
+        answer = await client.wait_for_reply(chat)
+        monkeypatch.setattr(explainer, "explain", broken)
+        await client.press_button(answer, "Drivers", user=ALICE)
+        reply = await client.wait_for_reply(chat)
+
+    assert reply.text == REPLIES.failed()
+    assert notices(layer) == [None]  # answered once, before the work
+    (logged,) = failures.records
+    assert "button 'why:drivers'" in logged.getMessage()
+    failures.records.clear()
 
 
 async def test_drivers_button_posts_every_driver_with_its_state(
