@@ -8,7 +8,6 @@ chart rides on its embed when one exists for the alert's data; a chart problem n
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import re
@@ -26,7 +25,6 @@ from bot.delivery import (
 )
 from bot.store import Subscription
 from explainers import render
-from explainers.errors import ChartUnavailable
 from explainers.models import Explanation
 from explainers.settings import Thresholds
 
@@ -105,31 +103,15 @@ class DiscordNotifier:
             return self._replies.eased(message.explanation)
         return self._replies.alert_intro(message.explanation)
 
-    async def chart_for(self, explanation: Explanation) -> Chart | None:
-        """The sell-off chart of exactly this alert's data, or None (the reason is logged)."""
+    async def _chart_for(self, explanation: Explanation) -> Chart | None:
+        """The chart of exactly this alert's data, or None (the chart service logs why)."""
         if self._charts is None:
             return None
-        latest = self._charts.explainer.latest
-        if latest is None or latest.explanation.data_time != explanation.data_time:
-            # sent after a restart or a later refresh: a chart now would show other data
-            log.info("alert chart skipped: the alert's data is not the current refresh")
-            return None
         try:
-            async with asyncio.timeout(CHART_WAIT_S):
-                chart = await self._charts.sell_off()
-        except ChartUnavailable as err:
-            log.warning("alert sent without its chart: %s", err)
-            return None
-        except TimeoutError:
-            log.warning("alert sent without its chart: not drawn within %g s", CHART_WAIT_S)
-            return None
-        except Exception:  # a chart problem must never cost the alert its delivery
+            return await self._charts.for_alert(explanation, timeout_s=CHART_WAIT_S)
+        except Exception:  # it should never raise; if it does, the alert still goes out
             log.exception("alert sent without its chart: unexpected failure")
             return None
-        if chart.data_time != explanation.data_time:
-            log.info("alert chart skipped: a refresh came in between")
-            return None
-        return chart
 
     async def _post(
         self,
@@ -154,7 +136,7 @@ class DiscordNotifier:
         # a partial channel needs no cache: the bot may not have the guild cached after a restart
         channel = self._client.get_partial_messageable(channel_id)
         embed = alert_embed(message.explanation, self._thresholds)
-        chart = await self.chart_for(message.explanation)
+        chart = await self._chart_for(message.explanation)
         file = chart_file(chart) if chart is not None else None
         if file is not None:
             show_image(embed, file)

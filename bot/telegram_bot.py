@@ -128,7 +128,9 @@ class TelegramFrontend:
         log.info("telegram: polling as @%s", self.application.bot.username)
 
     async def stop(self) -> None:
-        """Stop polling, finish the updates in hand, and release the connections."""
+        """Send the alert charts on their way, stop polling, finish the updates in hand, and
+        release the connections."""
+        await self.notifier.aclose()  # while the bot can still post them
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()

@@ -1,5 +1,5 @@
-"""The alert Notifier for Telegram: renders an alert, attaches its chart, and translates Bot API
-errors for delivery."""
+"""The alert Notifier for Telegram: renders an alert, follows it with its chart, and translates
+Bot API errors for delivery."""
 
 from __future__ import annotations
 
@@ -32,11 +32,15 @@ from bot.store import Store, Subscription
 from bot.telegram_chat import caption
 from explainers import render
 from explainers.chart_service import Chart, ChartMaker
-from explainers.errors import ChartUnavailable
 from explainers.render import TELEGRAM_LIMIT
 from explainers.settings import Thresholds
 
 log = logging.getLogger("whydown.telegram")
+
+# an alert's chart is given up when not drawn within this
+CHART_WAIT_S = 20.0
+# at shutdown, charts still on their way get this long before they are cancelled
+CLOSE_WAIT_S = 10.0
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # BadRequest descriptions that mean the target will never accept our messages.
@@ -76,6 +80,7 @@ class TelegramNotifier:
         # get it by id instead of another upload.
         self._uploaded: tuple[tuple[datetime, str], str] | None = None
         self._upload_lock = asyncio.Lock()
+        self._chart_tasks: set[asyncio.Task[None]] = set()  # charts on their way, after texts
 
     def text(self, message: AlertMessage) -> str:
         """The alert as Telegram HTML, at most 4,096 characters."""
@@ -87,13 +92,14 @@ class TelegramNotifier:
         return f"{intro}\n\n{render.telegram_html(e, self._thresholds, limit=budget)}"
 
     async def send(self, subscription: Subscription, message: AlertMessage) -> None:
-        """Post one alert, then its chart; raise a DeliveryError subtype when Telegram refuses
-        the text.
+        """Post one alert's text, and start its chart on its way; raise a DeliveryError subtype
+        when Telegram refuses the text.
 
-        The text is the delivery's unit: once it is posted, the delivery has succeeded. The chart
-        photo after it is best effort: any failure of it is logged and swallowed, because raising
-        would make the dispatcher retry the whole delivery (posting the text twice) or count a
-        permanent failure against a subscription whose alert arrived.
+        The text is the delivery's unit: send() returns once it is posted, so the dispatcher
+        marks the delivery sent without waiting for a drawing. The chart photo follows in a
+        background task, best effort: its failures are logged, never raised, because raising
+        would make the dispatcher post the text again or count a permanent failure against a
+        subscription whose alert arrived.
         """
         text = self.text(message)
         chat_id = subscription.chat_id
@@ -110,7 +116,24 @@ class TelegramNotifier:
                 raise delivery_error(again) from again
         except TelegramError as err:
             raise delivery_error(err) from err
-        await self._attach_chart(chat_id, subscription.topic_id, message)
+        # A "pressure eased" note goes as text: the alert before it already carried the picture.
+        if self._charts is not None and message.kind == "alert":
+            task = asyncio.create_task(
+                self._attach_chart(self._charts, chat_id, subscription.topic_id, message)
+            )
+            self._chart_tasks.add(task)
+            task.add_done_callback(self._chart_tasks.discard)
+
+    async def aclose(self, timeout_s: float = CLOSE_WAIT_S) -> None:
+        """Let the charts on their way finish (up to `timeout_s`), then cancel the rest."""
+        if not self._chart_tasks:
+            return
+        _, late = await asyncio.wait(set(self._chart_tasks), timeout=timeout_s)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+            log.info("%d alert chart(s) not sent: stopping", len(late))
 
     async def _post(self, chat_id: str, topic_id: int | None, text: str) -> None:
         await self._bot.send_message(
@@ -122,13 +145,13 @@ class TelegramNotifier:
         )
 
     async def _attach_chart(
-        self, chat_id: str, topic_id: int | None, message: AlertMessage
+        self, charts: ChartMaker, chat_id: str, topic_id: int | None, message: AlertMessage
     ) -> None:
         """Post the alert's chart after its text, when there is one for the alert's data."""
-        chart = await self._chart_for(message)
-        if chart is None:
-            return
         try:
+            chart = await charts.for_alert(message.explanation, timeout_s=CHART_WAIT_S)
+            if chart is None:
+                return  # the chart service logged why
             if self._file_id(chart) is None:
                 # One upload per chart: concurrent deliveries wait for it, then send its file id.
                 async with self._upload_lock:
@@ -161,31 +184,6 @@ class TelegramNotifier:
         if self._uploaded is not None and self._uploaded[0] == _chart_key(chart):
             return self._uploaded[1]
         return None
-
-    async def _chart_for(self, message: AlertMessage) -> Chart | None:
-        """The sell-off chart of the alert's own data, or None (logged) when there is none."""
-        # A "pressure eased" note goes as text: the alert before it already carried the picture.
-        if self._charts is None or message.kind != "alert":
-            return None
-        wanted = message.explanation.data_time
-        latest = self._charts.explainer.latest
-        if latest is None or latest.explanation.data_time != wanted:
-            # A retry after newer data arrived: a chart of other data would contradict the text.
-            log.info("alert chart skipped: the alert's data (%s) is no longer current", wanted)
-            return None
-        try:
-            chart = await self._charts.sell_off()
-        except ChartUnavailable as err:
-            log.warning("alert chart skipped: %s", err)
-            return None
-        except Exception as err:  # best effort: see send()
-            log.warning("alert chart skipped: %s while making it", type(err).__name__)
-            log.debug("details of the chart error", exc_info=True)
-            return None
-        if chart.data_time != wanted:  # a refresh landed while it was made
-            log.info("alert chart skipped: it shows newer data than the alert")
-            return None
-        return chart
 
 
 def _chart_key(chart: Chart) -> tuple[datetime, str]:

@@ -19,6 +19,7 @@ from bot.telegram_bot import TelegramFrontend
 from explainers import charts as drawing
 from explainers.chart_service import Chart, ChartMaker
 from explainers.errors import ChartUnavailable
+from explainers.models import Explanation
 from explainers.service import Explainer
 from tests.replay_helpers import Upstream
 from tests.telegram_harness import BotMessage, Chat, TelegramEmulator, Upload
@@ -280,6 +281,77 @@ async def test_an_alert_carries_the_chart_after_its_text_uploaded_once(
     # one upload; the other chat got the picture by Telegram's file id; one drawing
     assert photo_uploads(telegram_emulator) == [True, False]
     assert charts.renders == 1
+
+
+async def test_an_alert_is_marked_sent_while_its_chart_is_still_being_drawn(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    store: Store,
+    explainer: Explainer,
+    charts: ChartMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    store.subscribe("telegram", str(chat.id), None, 3, "@alice")
+    drawing, finish = asyncio.Event(), asyncio.Event()
+    for_alert = charts.for_alert
+
+    async def slow(explanation: Explanation, timeout_s: float = 20.0) -> Chart | None:
+        drawing.set()
+        await finish.wait()
+        return await for_alert(explanation, timeout_s)
+
+    monkeypatch.setattr(charts, "for_alert", slow)
+    engine = AlertEngine(store, AlertSettings(), {"telegram": frontend.notifier})
+    async with running(frontend):
+        try:
+            alert = await engine.evaluate(await explainer.explain())
+            assert alert is not None
+            [delivery] = store.deliveries(alert.id)
+            assert (delivery.status, delivery.attempts) == ("sent", 1)
+            await eventually(drawing.is_set, "the chart to start drawing")
+            (text,) = await client.bot_messages(chat)  # the text, and no picture yet
+        finally:
+            finish.set()
+        text_then, picture = await client.wait_for_messages(chat, 2)
+
+    assert text.text is not None and text.text.startswith(ALERT_START)
+    assert text_then == text
+    assert_chart(picture, MARKET_CAPTION)
+
+
+async def test_stopping_cancels_a_chart_that_is_still_being_drawn(
+    frontend: TelegramFrontend,
+    telegram_emulator: TelegramEmulator,
+    store: Store,
+    explainer: Explainer,
+    charts: ChartMaker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    store.subscribe("telegram", str(chat.id), None, 3, "@alice")
+    drawing, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def endless(explanation: Explanation, timeout_s: float = 20.0) -> Chart | None:
+        drawing.set()
+        try:
+            await asyncio.Event().wait()  # a drawing that never ends
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return None
+
+    monkeypatch.setattr(charts, "for_alert", endless)
+    engine = AlertEngine(store, AlertSettings(), {"telegram": frontend.notifier})
+    async with running(frontend):
+        await engine.evaluate(await explainer.explain())
+        await eventually(drawing.is_set, "the chart to start drawing")
+        await frontend.notifier.aclose(timeout_s=0)
+
+    assert cancelled.is_set()
+    (text,) = await client.bot_messages(chat)
+    assert text.text is not None and text.text.startswith(ALERT_START)
+    assert sent_to(telegram_emulator, "sendPhoto", chat) == 0
 
 
 async def test_a_failing_chart_photo_neither_fails_nor_repeats_the_alert(
