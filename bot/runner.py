@@ -19,7 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.alerts import AlertEngine
 from bot.config import Settings
 from bot.delivery import FanOutReport, Notifier
-from bot.store import AlreadyRunning, Store
+from bot.store import SCHEMA_VERSION, AlreadyRunning, Store
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
@@ -309,10 +309,14 @@ def _log_resume_failure(task: asyncio.Task[FanOutReport]) -> None:
 
 
 def status_report(settings: Settings) -> str:
-    """`whydown status`: read the database without taking the instance lock."""
+    """`whydown status`: read the database without the instance lock, and never write to it."""
     if not settings.database.exists():
         return f"No database at {settings.database} yet: `whydown run` creates it."
-    with Store(settings.database) as store:
+    with Store(settings.database, read_only=True) as store:
+        version = store.schema_version
+        if version != SCHEMA_VERSION:
+            # its tables are not the ones this code reads; migrating is `whydown run`'s job
+            return _schema_mismatch(settings, version)
         counts = store.subscription_counts()
         last_refresh = store.get_meta("last_refresh")
         sources = json.loads(store.get_meta("sources") or "[]")
@@ -340,3 +344,17 @@ def status_report(settings: Settings) -> str:
     else:
         lines.append("Last alert: none")
     return "\n".join(lines)
+
+
+def _schema_mismatch(settings: Settings, version: int) -> str:
+    """What status says about a database whose schema this whydown does not read."""
+    where = f"The database {settings.database} is at schema v{version}"
+    if version > SCHEMA_VERSION:
+        return (
+            f"{where}, newer than this whydown (v{SCHEMA_VERSION}): "
+            "upgrade whydown to read its status."
+        )
+    return (
+        f"{where}, older than this whydown (v{SCHEMA_VERSION}): "
+        "`whydown run` migrates it; status leaves it as it is."
+    )

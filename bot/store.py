@@ -12,6 +12,7 @@ import fcntl
 import json
 import math
 import os
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -222,10 +223,20 @@ def migrate(db: sqlite_utils.Database, target: int = SCHEMA_VERSION) -> int:
 class Store:
     """The SQLite database behind one running bot."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB_PATH, *, lock: bool = False) -> None:
+    def __init__(
+        self, path: str | Path = DEFAULT_DB_PATH, *, lock: bool = False, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.read_only = read_only
         self._lock_fd: int | None = None
+        if read_only:
+            # for a look at a live database (`whydown status`): no lock, no migration, no
+            # journal switch; an older or newer schema is for the caller to report
+            if lock:
+                raise ValueError("a read-only store takes no instance lock")
+            self.db = self._open_read_only()
+            return
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if lock:
             # before migrating: two processes must never migrate the same file at once
@@ -250,6 +261,14 @@ class Store:
         db.execute("PRAGMA foreign_keys=ON")
         migrate(db)
         return db
+
+    def _open_read_only(self) -> sqlite_utils.Database:
+        if not self.path.exists():  # SQLite would report it as a bare "unable to open"
+            raise FileNotFoundError(f"no database at {self.path}")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True)
+        connection.execute("PRAGMA busy_timeout=5000")  # the running bot may be writing
+        return sqlite_utils.Database(connection, execute_plugins=False)
 
     # lifecycle
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from pydantic import SecretStr
 
@@ -16,7 +17,7 @@ from bot.alerts import AlertEngine, AlertSettings
 from bot.config import Settings
 from bot.delivery import AlertMessage
 from bot.runner import Jobs, status_report
-from bot.store import Store, Subscription
+from bot.store import SCHEMA_VERSION, Store, Subscription, migrate, schema_version
 from explainers.replay import Scenario
 from explainers.sources import okx
 from tests.alert_fakes import RecordingNotifier, explanation
@@ -156,3 +157,34 @@ async def test_a_failure_before_the_loop_closes_the_store_and_removes_signal_han
     assert not loop.remove_signal_handler(signal.SIGTERM)
     with Store(settings.database, lock=True):
         pass  # the instance lock was released
+
+
+def test_status_of_an_older_schema_says_so_and_leaves_it_as_it_is(settings: Settings) -> None:
+    old = sqlite_utils.Database(settings.database)
+    migrate(old, target=1)
+    old.close()
+
+    report = status_report(settings)
+
+    assert report == (
+        f"The database {settings.database} is at schema v1, older than this whydown "
+        f"(v{SCHEMA_VERSION}): `whydown run` migrates it; status leaves it as it is."
+    )
+    after = sqlite_utils.Database(settings.database)
+    assert schema_version(after) == 1
+    assert after.journal_mode == "delete"  # not switched to WAL either
+    after.close()
+
+
+def test_status_of_a_newer_schema_asks_for_an_upgrade(settings: Settings) -> None:
+    with Store(settings.database) as store:
+        store.db.execute(
+            "INSERT INTO schema_version VALUES (?, ?)", (SCHEMA_VERSION + 1, "2030-01-01")
+        )
+
+    report = status_report(settings)
+
+    assert report == (
+        f"The database {settings.database} is at schema v{SCHEMA_VERSION + 1}, newer than this "
+        f"whydown (v{SCHEMA_VERSION}): upgrade whydown to read its status."
+    )

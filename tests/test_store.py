@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from bot.store import SCHEMA_VERSION, AlreadyRunning, Store, migrate
+from bot.store import SCHEMA_VERSION, AlreadyRunning, Store, migrate, schema_version
 from explainers.history import History, MemoryHistory
 from explainers.models import Liquidation
 from tests.alert_fakes import START, explanation
@@ -93,6 +94,27 @@ def test_refuses_a_schema_newer_than_the_code(tmp_path: Path) -> None:
         )
     with pytest.raises(RuntimeError, match="newer than this whydown"):
         Store(path)
+
+
+def test_a_read_only_store_neither_migrates_nor_writes_nor_locks(tmp_path: Path) -> None:
+    path = tmp_path / "whydown.db"
+    old = sqlite_utils.Database(path)
+    migrate(old, target=1)
+    old.close()
+    running = Store(tmp_path / "other.db", lock=True)  # a live bot on another database
+
+    with Store(path, read_only=True) as store:
+        assert store.schema_version == 1
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            store.set_meta("last_refresh", "now")
+    with Store(tmp_path / "other.db", read_only=True) as live:  # the bot's lock is no obstacle
+        assert live.schema_version == SCHEMA_VERSION
+    running.close()
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db", "other.db.lock", "whydown.db"]
+    reopened = sqlite_utils.Database(path)
+    assert schema_version(reopened) == 1
+    reopened.close()
 
 
 # --- single instance --------------------------------------------------------------------------
