@@ -78,7 +78,17 @@ def fit(html: str, limit: int = TELEGRAM_LIMIT) -> str:
         return html
     cut = html[: limit - len(_TRIMMED)]
     newline = cut.rfind("\n")
-    return (cut[:newline] if newline > 0 else cut) + _TRIMMED
+    return (cut[:newline] if newline > 0 else _whole_markup(cut)) + _TRIMMED
+
+
+def _whole_markup(cut: str) -> str:
+    """`cut` less a half entity or tag at its end ("&am", "<a hre"): Telegram refuses them."""
+    # entities first: one may sit inside a tag's attribute, never the other way round
+    for opener, closer in (("&", ";"), ("<", ">")):
+        start = cut.rfind(opener)
+        if start > cut.rfind(closer):
+            cut = cut[:start]
+    return cut
 
 
 def caption(text: str, limit: int = CAPTION_LIMIT) -> str:

@@ -19,6 +19,7 @@ from bot.delivery import (
 )
 from bot.store import Store
 from bot.telegram_bot import TelegramFrontend
+from bot.telegram_chat import fit
 from explainers.models import Explanation
 from explainers.render import TELEGRAM_LIMIT
 from explainers.service import Explainer
@@ -474,6 +475,31 @@ async def test_notifier_translates_bot_api_errors_for_the_dispatcher(
         assert raised.value.platform_wide  # flood control holds the whole bot
     assert telegram_emulator.token not in str(raised.value)
     assert "http" not in str(raised.value)
+
+
+# --- fitting a reply ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("S&amp;P 500 fell", "S"),  # the cut falls inside "&amp;"
+        ('see <a href="https://x.test/?a=1&amp;b=2">the source</a>', "see "),  # inside a tag
+        ("<b>Crash</b> alert", "<b>Crash</b> al"),  # between two tags: nothing to back up
+    ],
+)
+def test_fit_never_cuts_an_entity_or_a_tag_in_half(line: str, kept: str) -> None:
+    for limit in range(len(kept) + 2, len(line) + 1):
+        fitted = fit(line + "!", limit)
+        assert len(fitted) <= limit
+        body = fitted.removesuffix("\n…")
+        assert body.count("<") == body.count(">"), fitted
+        assert body.count("&") == body.count(";"), fitted
+    assert fit(line + "!", len(kept) + 2) == kept + "\n…"
+
+
+def test_fit_prefers_a_line_end() -> None:
+    assert fit("first line\nsecond &amp; longer", 20) == "first line\n…"
 
 
 # --- the command list, usage lines and errors --------------------------------------------------
