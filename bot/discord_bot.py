@@ -35,7 +35,7 @@ from bot.discord_views import (
     why_embed,
     why_view,
 )
-from bot.store import Store
+from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
 from explainers.collect import utcnow
 from explainers.models import CoinMarket
 from explainers.service import Explainer
@@ -236,7 +236,7 @@ async def settings(interaction: Interaction) -> None:
 async def subscribe(
     interaction: Interaction,
     channel: discord.TextChannel | None = None,
-    min_drivers: app_commands.Range[int, 2, 6] | None = None,
+    min_drivers: app_commands.Range[int, MIN_DRIVERS_LOWEST, MIN_DRIVERS_HIGHEST] | None = None,
 ) -> None:
     """/subscribe [channel] [min_drivers]: alerts for a channel (Manage Channels only)."""
     context = context_of(interaction)

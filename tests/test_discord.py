@@ -28,7 +28,7 @@ from bot.delivery import (
     TransientDeliveryError,
 )
 from bot.discord_bot import DiscordFrontend, intents
-from bot.store import Store
+from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
 from explainers import render
 from explainers.errors import UnknownCoin
 from explainers.service import Explainer
@@ -462,6 +462,11 @@ async def test_help_lists_exactly_the_registry_commands(
     }
     min_drivers = next(o for o in subscribe.options if o.name == "min_drivers")
     assert (min_drivers.min_value, min_drivers.max_value) == (2, 6)
+    # the bounds the store enforces, from one place
+    assert (min_drivers.min_value, min_drivers.max_value) == (
+        MIN_DRIVERS_LOWEST,
+        MIN_DRIVERS_HIGHEST,
+    )
 
 
 async def test_drivers_status_and_history(simcord_env: simcord.Env) -> None:
