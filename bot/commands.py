@@ -38,7 +38,6 @@ class Command:
     arguments: tuple[Argument, ...] = ()
     platforms: frozenset[Platform] = BOTH
     admin_only: bool = False  # group admins on Telegram, Manage Channels on Discord
-    server_only: bool = False  # needs a group/server: subscriptions are per chat or channel
 
     def args_for(self, platform: Platform) -> tuple[Argument, ...]:
         return tuple(a for a in self.arguments if platform in a.platforms)
@@ -78,9 +77,8 @@ COMMANDS: tuple[Command, ...] = (
         "Send crash alerts here when several drivers fire",
         (CHANNEL, MIN_DRIVERS),
         admin_only=True,
-        server_only=True,
     ),
-    Command("unsubscribe", "Stop crash alerts here", (CHANNEL,), admin_only=True, server_only=True),
+    Command("unsubscribe", "Stop crash alerts here", (CHANNEL,), admin_only=True),
     Command("settings", "This chat's alert subscription"),
     Command("history", "The last alerts"),
     Command("status", "Data age and each source's health"),

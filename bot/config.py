@@ -6,7 +6,6 @@ Tokens and keys are `SecretStr`: they print as "**********" and are never logged
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,7 +42,3 @@ class Settings(BaseSettings):
     sources: SourceSettings = Field(default_factory=SourceSettings)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
-
-    def redacted(self) -> dict[str, Any]:
-        """The settings for display: secrets masked, set or not."""
-        return self.model_dump(mode="json")  # SecretStr dumps as "**********"

@@ -170,11 +170,9 @@ class TelegramFrontend:
         app.add_error_handler(self._on_error)
 
     def _admins_only(self, handler: Handler) -> Handler:
-        """Run `handler` for those who may manage the chat's alerts; refuse anyone else.
-
-        The registry's `server_only` is not applied here: on Telegram a private chat is a chat
-        of its own, and its user may subscribe it.
-        """
+        """Run `handler` for those who may manage the chat's alerts; refuse anyone else."""
+        # No server-only rule as on Discord: a private chat is a chat of its own, and its user
+        # may subscribe it.
 
         async def guarded(update: Update, context: Context) -> None:
             message = _message(update)
