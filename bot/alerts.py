@@ -164,9 +164,10 @@ class AlertEngine:
             log.info("pressure eased for %d alerted subscriptions", len(due["eased"]))
         report = await self._dispatcher.run(jobs)
         log.info(
-            "fan-out: %d sent, %d failed, %d deactivated, %d left pending",
+            "fan-out: %d sent, %d failed, %d retried, %d deactivated, %d left pending",
             report.sent,
             report.failed,
+            report.retried,
             report.deactivated,
             report.unfinished,
         )

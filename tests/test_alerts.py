@@ -361,6 +361,23 @@ def test_retry_after_does_not_count_as_a_failed_attempt(tmp_path: Path) -> None:
     run_virtual(main)
 
 
+async def test_the_fan_out_log_line_counts_retries(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    script = {"1": [TransientDeliveryError("HTTP 502"), RetryAfter(3.0)]}
+    notifier = RecordingNotifier("telegram", script=script, clock=clock.monotonic)
+    engine = AlertEngine(store, AlertSettings(), {"telegram": notifier}, clock)
+    store.subscribe("telegram", "1", None, 3, "x")
+    store.subscribe("telegram", "2", None, 3, "x")
+
+    with caplog.at_level(logging.INFO, logger="whydown.alerts"):
+        await engine.evaluate(explanation(3))
+
+    fan_outs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("fan-out")]
+    assert fan_outs == ["fan-out: 2 sent, 0 failed, 2 retried, 0 deactivated, 0 left pending"]
+
+
 def test_retry_after_is_honoured_exactly_for_that_chat_only(tmp_path: Path) -> None:
     async def main(loop: VirtualTimeLoop) -> tuple[list[tuple[str, float]], list[str]]:
         clock = LoopClock(loop)
