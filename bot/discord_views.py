@@ -7,7 +7,6 @@ on old messages and after a restart, with nothing kept in memory per message.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from bot.alerts import AlertSettings
 from bot.commands import Replies, UsageError
 from bot.discord_notifier import alert_embed, chart_file, show_image
 from bot.store import Store
+from bot.throttle import Throttle
 from explainers.errors import ChartUnavailable, CoinDataUnavailable, UnknownCoin
 from explainers.models import Explanation
 from explainers.render import escape_markdown
@@ -36,7 +36,6 @@ MESSAGE_LIMIT = 2000
 EMBED_DESCRIPTION_LIMIT = 4096
 CUSTOM_ID_LIMIT = 100
 REFRESH_EVERY = timedelta(seconds=30)
-_THROTTLE_KEEP = 1024  # channels remembered before old entries are pruned
 # CoinGecko ids are lowercase words joined by "-"; the custom_id is the button's only state
 _COIN = r"(?P<coin>[a-z0-9._-]*)"
 REFRESH_PREFIX = "whydown:refresh:"
@@ -49,24 +48,6 @@ SELL_OFF_TITLE = "The sell-off, last 24 hours"
 ETF_TITLE = "Spot-Bitcoin-ETF net flows"
 
 
-class RefreshThrottle:
-    """At most one refresh per channel per `every`: the buttons cannot drive upstream traffic."""
-
-    def __init__(self, every: timedelta = REFRESH_EVERY) -> None:
-        self.every = every
-        self._last: dict[int, datetime] = {}
-
-    def acquire(self, channel_id: int, now: datetime) -> int | None:
-        """Take the channel's refresh slot (None), or the whole seconds left to wait."""
-        last = self._last.get(channel_id)
-        if last is not None and now - last < self.every:
-            return max(1, math.ceil((self.every - (now - last)).total_seconds()))
-        self._last[channel_id] = now
-        if len(self._last) > _THROTTLE_KEEP:
-            self._last = {k: t for k, t in self._last.items() if now - t < self.every}
-        return None
-
-
 @dataclass
 class DiscordContext:
     """Everything a command or button needs, reachable from any interaction's client."""
@@ -77,10 +58,10 @@ class DiscordContext:
     thresholds: Thresholds
     alert_settings: AlertSettings
     clock: Callable[[], datetime]
-    throttle: RefreshThrottle = field(default_factory=RefreshThrottle)
+    throttle: Throttle = field(default_factory=lambda: Throttle(REFRESH_EVERY))
     charts: ChartMaker | None = None
     # its own throttle: a Chart click must not use up the channel's Refresh
-    chart_throttle: RefreshThrottle = field(default_factory=RefreshThrottle)
+    chart_throttle: Throttle = field(default_factory=lambda: Throttle(REFRESH_EVERY))
 
 
 class HasContext(Protocol):
@@ -237,9 +218,9 @@ async def report_error(interaction: discord.Interaction[Any], error: BaseExcepti
 async def refresh(interaction: discord.Interaction[Any], coin: str) -> None:
     """Re-run /why and edit the message in place, at most once per channel per 30 s."""
     context = context_of(interaction)
-    wait = context.throttle.acquire(interaction.channel_id or 0, context.clock())
-    if wait is not None:
-        every = int(context.throttle.every.total_seconds())
+    wait = context.throttle.take(interaction.channel_id or 0, context.clock())
+    if wait:
+        every = context.throttle.period_s
         await send_text(interaction, context.replies.refresh_throttled(wait, every), ephemeral=True)
         return
     await interaction.response.defer()  # acknowledged as "updating this message"
@@ -261,9 +242,9 @@ async def show_drivers(interaction: discord.Interaction[Any]) -> None:
 async def show_chart(interaction: discord.Interaction[Any], coin: str) -> None:
     """Post the chart of the answer the button sits under, at most once per channel per 30 s."""
     context = context_of(interaction)
-    wait = context.chart_throttle.acquire(interaction.channel_id or 0, context.clock())
-    if wait is not None:
-        every = int(context.chart_throttle.every.total_seconds())
+    wait = context.chart_throttle.take(interaction.channel_id or 0, context.clock())
+    if wait:
+        every = context.chart_throttle.period_s
         await send_text(interaction, context.replies.button_throttled(wait, every), ephemeral=True)
         return
     await interaction.response.defer(thinking=True)

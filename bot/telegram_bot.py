@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
@@ -39,8 +39,9 @@ from telegram.ext import (
 from bot.alerts import AlertSettings
 from bot.commands import Replies, UsageError, command, commands_for, parse_min_drivers
 from bot.store import Store
-from bot.telegram_chat import Throttle, caption, fit, may_manage, sender, target, where
+from bot.telegram_chat import caption, fit, may_manage, sender, target, where
 from bot.telegram_notifier import NO_PREVIEW, TelegramNotifier
+from bot.throttle import Throttle
 from explainers import render
 from explainers.chart_service import ChartMaker
 from explainers.collect import utcnow
@@ -97,7 +98,7 @@ class TelegramFrontend:
         self.notices = Replies(  # plain popups
             "telegram", "text", default_cooldown_s=cooldown, thresholds=thresholds
         )
-        self._throttle = Throttle(REFRESH_PERIOD_S)
+        self._throttle = Throttle(timedelta(seconds=REFRESH_PERIOD_S))
         builder = application_builder or ApplicationBuilder()
         self.application: App = (
             builder.token(token.get_secret_value())

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from datetime import datetime
 
 from telegram import Bot, Message
 from telegram.constants import ChatMemberStatus, ChatType
@@ -104,25 +103,3 @@ def caption(text: str, limit: int = CAPTION_LIMIT) -> str:
         pieces.append(piece)
         size += len(piece)
     return "".join(pieces).rstrip() + _CUT
-
-
-class Throttle:
-    """At most one action per key (a chat and a button) per period."""
-
-    def __init__(self, period_s: float) -> None:
-        self.period_s = period_s
-        self._last: dict[tuple[int, str], datetime] = {}
-
-    def take(self, key: tuple[int, str], now: datetime) -> int:
-        """Record the action and return 0, or return the whole seconds left to wait."""
-        last = self._last.get(key)
-        if last is not None:
-            left = self.period_s - (now - last).total_seconds()
-            if left > 0:
-                return max(1, round(left))
-        self._last[key] = now
-        if len(self._last) > 4096:  # forget chats that have been quiet for a period
-            self._last = {
-                k: t for k, t in self._last.items() if (now - t).total_seconds() < self.period_s
-            }
-        return 0

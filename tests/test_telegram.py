@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -20,6 +21,7 @@ from bot.delivery import (
 from bot.store import Store
 from bot.telegram_bot import TelegramFrontend
 from bot.telegram_chat import fit
+from bot.throttle import Throttle
 from explainers.models import Explanation
 from explainers.render import TELEGRAM_LIMIT
 from explainers.service import Explainer
@@ -475,6 +477,19 @@ async def test_notifier_translates_bot_api_errors_for_the_dispatcher(
         assert raised.value.platform_wide  # flood control holds the whole bot
     assert telegram_emulator.token not in str(raised.value)
     assert "http" not in str(raised.value)
+
+
+def test_the_button_throttle_counts_whole_seconds_per_key() -> None:
+    throttle = Throttle(timedelta(seconds=30))
+    start = datetime(2024, 8, 5, 8, 0, tzinfo=UTC)
+
+    assert throttle.take((1, "refresh"), start) == 0
+    assert throttle.take((1, "chart"), start) == 0  # another button has its own slot
+    assert throttle.take((1, "refresh"), start) == 30
+    assert throttle.take((1, "refresh"), start + timedelta(seconds=29.5)) == 1  # rounded up
+    assert throttle.take((1, "refresh"), start + timedelta(seconds=30)) == 0
+    assert throttle.take((2, "refresh"), start + timedelta(seconds=30)) == 0  # another chat
+    assert throttle.period_s == 30
 
 
 # --- fitting a reply ------------------------------------------------------------------------------
