@@ -49,8 +49,8 @@ FIRED_FIELDS = [
     "1. Fear spreading",
     "2. ETF outflows",
     "3. Institutional selling",
-    "4. Liquidation cascade",
-    "5. Stock market weakness",
+    "4. Stock market weakness",
+    "5. Liquidation cascade",
 ]
 CONTEXT_FIELDS = ["Altcoins vs BTC", "Sentiment", "What to watch", "Headlines"]
 REPLIES = Replies("discord", "markdown")

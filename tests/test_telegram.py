@@ -50,8 +50,8 @@ FIRING = [
     "Fear spreading",
     "ETF outflows",
     "Institutional selling",
-    "Liquidation cascade",
     "Stock market weakness",
+    "Liquidation cascade",
 ]
 
 
