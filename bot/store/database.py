@@ -1,0 +1,272 @@
+"""`Store`: one SQLite database, opened once, composed of its parts.
+
+The parts own their tables: `store.subs` (subscriptions), `store.outbox` (alerts and
+deliveries), `store.history` (the core's History: figures and liquidation events) and
+`store.meta`. Store's own methods delegate to them, so callers may use either. Call the store
+from the event loop's thread only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import sqlite_utils
+
+from bot.store.history import SqliteHistory
+from bot.store.lock import InstanceLock
+from bot.store.meta import Meta
+from bot.store.outbox import Alert, AlertKind, AlertSummary, Delivery, Outbox
+from bot.store.schema import migrate, schema_version
+from bot.store.subscriptions import Platform, Subscription, Subscriptions
+from explainers.models import Explanation, Liquidation, LiquidationHour
+
+DEFAULT_DB_PATH = Path("data/whydown.db")
+
+
+class Store:
+    """The SQLite database behind one running bot."""
+
+    def __init__(
+        self, path: str | Path = DEFAULT_DB_PATH, *, lock: bool = False, read_only: bool = False
+    ) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self.instance_lock = InstanceLock(self.path)
+        self.lock_path = self.instance_lock.path
+        if read_only:
+            # for a look at a live database (`whydown status`): no lock, no migration, no
+            # journal switch; an older or newer schema is for the caller to report
+            if lock:
+                raise ValueError("a read-only store takes no instance lock")
+            self.db = self._open_read_only()
+        else:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if lock:
+                # before migrating: two processes must never migrate the same file at once
+                self.instance_lock.acquire()
+            try:
+                self.db = self._open()
+            except Exception:
+                self.instance_lock.release()
+                raise
+        self.meta = Meta(self.db)
+        self.subs = Subscriptions(self.db)
+        self.outbox = Outbox(self.db, self.subs)
+        self.history = SqliteHistory(self.db, self.meta)
+
+    def _open(self) -> sqlite_utils.Database:
+        if not self.path.exists():
+            # create it ourselves so it never exists with wider permissions; SQLite gives the
+            # -wal and -shm files the same mode as the database file
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        db = sqlite_utils.Database(self.path, execute_plugins=False)
+        db.enable_wal()
+        # WAL + NORMAL survives a killed process without losing a commit; only a power loss can
+        # drop the last transactions, and FULL would cost an fsync for every delivery
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")  # `whydown status` may read while we write
+        db.execute("PRAGMA foreign_keys=ON")
+        migrate(db)
+        return db
+
+    def _open_read_only(self) -> sqlite_utils.Database:
+        if not self.path.exists():  # SQLite would report it as a bare "unable to open"
+            raise FileNotFoundError(f"no database at {self.path}")
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(uri, uri=True)
+        connection.execute("PRAGMA busy_timeout=5000")  # the running bot may be writing
+        return sqlite_utils.Database(connection, execute_plugins=False)
+
+    # lifecycle
+
+    def acquire_instance_lock(self) -> None:
+        """Hold an OS lock on ``<db>.lock`` until close; raise AlreadyRunning if another has it."""
+        self.instance_lock.acquire()
+
+    def close(self) -> None:
+        """Close the database and release the instance lock (the lock file stays, harmlessly)."""
+        self.db.close()
+        self.instance_lock.release()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group store calls into one transaction (nested use becomes a savepoint)."""
+        with self.db.atomic():
+            yield
+
+    @property
+    def schema_version(self) -> int:
+        return schema_version(self.db)
+
+    def prune(self, now: datetime) -> dict[str, int]:
+        """Delete expired rows; return how many per table."""
+        with self.transaction():
+            return self.history.prune(now) | self.outbox.prune(now)
+
+    # meta
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a small named value (last refresh time, source health JSON, ...)."""
+        self.meta.set(key, value)
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored value, or None."""
+        return self.meta.get(key)
+
+    # subscriptions: see Subscriptions
+
+    def subscribe(
+        self,
+        platform: Platform,
+        chat_id: str,
+        topic_id: int | None,
+        min_drivers: int,
+        subscribed_by: str,
+        cooldown_s: int | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> Subscription:
+        """Subscribe a target, or update and reactivate its existing subscription."""
+        return self.subs.subscribe(
+            platform, chat_id, topic_id, min_drivers, subscribed_by, cooldown_s, at=at
+        )
+
+    def unsubscribe(self, platform: Platform, chat_id: str, topic_id: int | None) -> bool:
+        """Deactivate a subscription; False when there was no active one."""
+        return self.subs.unsubscribe(platform, chat_id, topic_id)
+
+    def get_subscription(
+        self, platform: Platform, chat_id: str, topic_id: int | None
+    ) -> Subscription | None:
+        """The subscription of one target, active or not."""
+        return self.subs.get(platform, chat_id, topic_id)
+
+    def subscription(self, subscription_id: int) -> Subscription | None:
+        """A subscription by id."""
+        return self.subs.by_id(subscription_id)
+
+    def subscriptions(
+        self, active_only: bool = True, platform: Platform | None = None
+    ) -> list[Subscription]:
+        """Subscriptions in id order."""
+        return self.subs.find(active_only, platform)
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Active subscriptions per platform."""
+        return self.subs.counts()
+
+    def migrate_chat(self, platform: Platform, old_chat_id: str, new_chat_id: str) -> int:
+        """Move a chat's subscriptions to its new id (Telegram group -> supergroup); return how many."""
+        return self.subs.migrate_chat(platform, old_chat_id, new_chat_id)
+
+    def mark_alerted(
+        self, subscription_ids: Iterable[int], at: datetime, drivers: int, drop: float | None
+    ) -> None:
+        """Remember each subscription's latest alert, for its cooldown and escalation."""
+        self.subs.mark_alerted(subscription_ids, at, drivers, drop)
+
+    def clear_alerting(self, subscription_ids: Iterable[int]) -> None:
+        """Note that these subscriptions' alert condition has eased."""
+        self.subs.clear_alerting(subscription_ids)
+
+    def note_permanent_failure(self, subscription_id: int, deactivate_after: int) -> bool:
+        """Count a permanent failure; deactivate at `deactivate_after` in a row. True if deactivated."""
+        return self.subs.note_permanent_failure(subscription_id, deactivate_after)
+
+    # alerts and the outbox: see Outbox
+
+    def add_alert(self, kind: AlertKind, explanation: Explanation, key: str, at: datetime) -> Alert:
+        """Record an alert, or return the one already recorded under `key`."""
+        return self.outbox.add_alert(kind, explanation, key, at)
+
+    def alert(self, alert_id: int) -> Alert | None:
+        """One alert with its explanation."""
+        return self.outbox.alert(alert_id)
+
+    def recent_alerts(self, limit: int = 10) -> list[AlertSummary]:
+        """The last alerts (not the eased follow-ups), newest first: the data for /history."""
+        return self.outbox.recent_alerts(limit)
+
+    def add_deliveries(
+        self, alert_id: int, subscription_ids: Iterable[int], at: datetime
+    ) -> list[Delivery]:
+        """Queue the alert for each subscription; return only the deliveries that are new."""
+        return self.outbox.add_deliveries(alert_id, subscription_ids, at)
+
+    def pending_deliveries(self) -> list[tuple[Delivery, Subscription]]:
+        """Deliveries not yet sent or given up, oldest first, with their subscriptions."""
+        return self.outbox.pending()
+
+    def deliveries(self, alert_id: int) -> list[Delivery]:
+        """Every delivery of one alert."""
+        return self.outbox.of_alert(alert_id)
+
+    def mark_sent(
+        self, delivery_id: int, subscription_id: int, attempts: int, at: datetime
+    ) -> None:
+        """Record a successful send; the target is evidently alive again."""
+        self.outbox.mark_sent(delivery_id, subscription_id, attempts, at)
+
+    def note_attempt(self, delivery_id: int, attempts: int, error: str) -> None:
+        """Record a failed attempt that will be retried."""
+        self.outbox.note_attempt(delivery_id, attempts, error)
+
+    def mark_failed(self, delivery_id: int, attempts: int, error: str) -> None:
+        """Give up on one delivery."""
+        self.outbox.mark_failed(delivery_id, attempts, error)
+
+    # the core's History: see SqliteHistory (the explainer is given `store.history` itself)
+
+    def add_figures(self, at: datetime, figures: Mapping[str, float]) -> None:
+        """Store named figures observed at `at` (non-finite values are not figures; skipped)."""
+        self.history.add_figures(at, figures)
+
+    def figures(self, name: str, since: datetime) -> list[tuple[datetime, float]]:
+        """One figure's values since `since`, oldest first."""
+        return self.history.figures(name, since)
+
+    def add_liquidations(
+        self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
+    ) -> int:
+        """Store events not seen before (by `Liquidation.key`); return how many were new."""
+        return self.history.add_liquidations(
+            events, polled_at=polled_at, covered_since=covered_since
+        )
+
+    def liquidations(self, since: datetime) -> list[Liquidation]:
+        """Stored events with ``ts >= since``, oldest first."""
+        return self.history.liquidations(since)
+
+    def liquidations_tracked_since(self) -> datetime | None:
+        """Since when events have been tracked without a gap, or None."""
+        return self.history.liquidations_tracked_since()
+
+    def liquidations_last_poll(self) -> datetime | None:
+        """When the liquidation feeds last answered, or None."""
+        return self.history.liquidations_last_poll()
+
+    def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
+        """(long USD, short USD) of stored events with ``since <= ts <= until``."""
+        return self.history.liquidation_totals(since, until)
+
+    def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
+        """Hourly sums of stored events with ``ts >= since``, oldest first."""
+        return self.history.liquidation_hours(since)

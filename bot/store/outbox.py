@@ -1,0 +1,190 @@
+"""The alert outbox and log: alerts as recorded, and one delivery per alert and subscription.
+
+An alert is recorded before it is sent, with one pending delivery per subscription, so a restart
+neither loses it nor sends it twice: whatever is still pending is resumed (at most one repeat for
+a message that was in flight at the crash).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import sqlite_utils
+from pydantic import BeforeValidator
+from sqlite_utils.db import NotFoundError
+
+from bot.store.rows import Row, StoredList, StoredTime, stamp
+from bot.store.subscriptions import Subscription, Subscriptions
+from explainers.models import Explanation
+
+AlertKind = Literal["alert", "eased"]
+DeliveryStatus = Literal["pending", "sent", "failed"]
+
+#: sent and failed deliveries, and alerts left without any, are kept this long
+OUTBOX_KEEP = timedelta(days=30)
+
+
+def _explanation(value: Any) -> Any:
+    return Explanation.model_validate_json(value) if isinstance(value, str) else value
+
+
+class AlertSummary(Row):
+    """What `/history` shows of one alert: when, which drivers, the move."""
+
+    id: int
+    kind: AlertKind
+    created_at: StoredTime
+    drivers: StoredList  # names of the fired drivers, strongest first
+    driver_count: int
+    market_change_24h: float | None
+    btc_change_1h: float | None
+
+
+class Alert(AlertSummary):
+    """An alert as recorded, with the explanation every delivery renders."""
+
+    key: str
+    explanation: Annotated[Explanation, BeforeValidator(_explanation)]
+
+
+class Delivery(Row):
+    """One alert to one subscription: the outbox row."""
+
+    id: int
+    alert_id: int
+    subscription_id: int
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None
+    created_at: StoredTime
+    sent_at: StoredTime | None
+
+
+class Outbox:
+    """The ``alerts`` and ``deliveries`` tables."""
+
+    def __init__(self, db: sqlite_utils.Database, subscriptions: Subscriptions) -> None:
+        self.db = db
+        self.subscriptions = subscriptions
+        self.alerts = db.table("alerts")
+        self.deliveries = db.table("deliveries")
+
+    # alerts
+
+    def add_alert(self, kind: AlertKind, explanation: Explanation, key: str, at: datetime) -> Alert:
+        """Record an alert, or return the one already recorded under `key`."""
+        fired = explanation.fired
+        self.alerts.insert(
+            {
+                "created_at": stamp(at),
+                "key": key,
+                "kind": kind,
+                "drivers": json.dumps([d.name for d in fired]),
+                "driver_count": len(fired),
+                "market_change_24h": explanation.market_change_24h,
+                "btc_change_1h": explanation.btc_change_1h,
+                "explanation": explanation.model_dump_json(),
+            },
+            ignore=True,
+        )
+        [row] = self.alerts.rows_where("key = ?", (key,))
+        return Alert.model_validate(row)
+
+    def alert(self, alert_id: int) -> Alert | None:
+        """One alert with its explanation."""
+        try:
+            return Alert.model_validate(self.alerts.get(alert_id))
+        except NotFoundError:
+            return None
+
+    def recent_alerts(self, limit: int = 10) -> list[AlertSummary]:
+        """The last alerts (not the eased follow-ups), newest first: the data for /history."""
+        rows = self.alerts.rows_where(
+            "kind = 'alert'",
+            select="id, kind, created_at, drivers, driver_count, market_change_24h, btc_change_1h",
+            order_by="created_at DESC, id DESC",
+            limit=limit,
+        )
+        return [AlertSummary.model_validate(row) for row in rows]
+
+    # deliveries
+
+    def add_deliveries(
+        self, alert_id: int, subscription_ids: Iterable[int], at: datetime
+    ) -> list[Delivery]:
+        """Queue the alert for each subscription; return only the deliveries that are new."""
+        created = stamp(at)
+        new: list[Delivery] = []
+        with self.db.atomic():
+            for subscription_id in subscription_ids:
+                # SQL here: the row count tells a new delivery from one queued already
+                cursor = self.db.execute(
+                    "INSERT OR IGNORE INTO deliveries (alert_id, subscription_id, created_at) "
+                    "VALUES (?, ?, ?)",
+                    (alert_id, subscription_id, created),
+                )
+                if not cursor.rowcount:
+                    continue
+                row = {"id": cursor.lastrowid, "alert_id": alert_id, "created_at": created}
+                pending = {"status": "pending", "attempts": 0, "last_error": None, "sent_at": None}
+                new.append(
+                    Delivery.model_validate(row | pending | {"subscription_id": subscription_id})
+                )
+        return new
+
+    def pending(self) -> list[tuple[Delivery, Subscription]]:
+        """Deliveries not yet sent or given up, oldest first, with their subscriptions."""
+        with self.db.atomic():
+            rows = list(self.deliveries.rows_where("status = 'pending'", order_by="id"))
+            targets = self.subscriptions.by_ids(row["subscription_id"] for row in rows)
+        return [(Delivery.model_validate(row), targets[row["subscription_id"]]) for row in rows]
+
+    def of_alert(self, alert_id: int) -> list[Delivery]:
+        """Every delivery of one alert."""
+        rows = self.deliveries.rows_where("alert_id = ?", (alert_id,), order_by="id")
+        return [Delivery.model_validate(row) for row in rows]
+
+    def mark_sent(
+        self, delivery_id: int, subscription_id: int, attempts: int, at: datetime
+    ) -> None:
+        """Record a successful send; the target is evidently alive again."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE deliveries SET status = 'sent', attempts = ?, sent_at = ? WHERE id = ?",
+                (attempts, stamp(at), delivery_id),
+            )
+            self.subscriptions.note_success(subscription_id)
+
+    def note_attempt(self, delivery_id: int, attempts: int, error: str) -> None:
+        """Record a failed attempt that will be retried."""
+        self.db.execute(
+            "UPDATE deliveries SET attempts = ?, last_error = ? WHERE id = ?",
+            (attempts, error, delivery_id),
+        )
+
+    def mark_failed(self, delivery_id: int, attempts: int, error: str) -> None:
+        """Give up on one delivery."""
+        self.db.execute(
+            "UPDATE deliveries SET status = 'failed', attempts = ?, last_error = ? WHERE id = ?",
+            (attempts, error, delivery_id),
+        )
+
+    def prune(self, now: datetime) -> dict[str, int]:
+        """Delete finished deliveries, then alerts left without any, older than OUTBOX_KEEP.
+
+        Pending deliveries are never pruned (a restart still owes them), nor their alerts.
+        """
+        cutoff = stamp(now - OUTBOX_KEEP)
+        with self.db.atomic():
+            deliveries = self.db.execute(
+                "DELETE FROM deliveries WHERE status != 'pending' AND created_at < ?", (cutoff,)
+            ).rowcount
+            alerts = self.db.execute(
+                "DELETE FROM alerts WHERE created_at < ? AND NOT EXISTS "
+                "(SELECT 1 FROM deliveries WHERE deliveries.alert_id = alerts.id)",
+                (cutoff,),
+            ).rowcount
+        return {"deliveries": deliveries, "alerts": alerts}

@@ -1,0 +1,120 @@
+"""The schema: ordered migrations and the version a database is at.
+
+Each migration runs once, in its own transaction, and records the version it produces in the
+``schema_version`` table. Never edit a released migration; add the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from bot.store.rows import stamp
+
+
+def _v1_base_tables(db: sqlite_utils.Database) -> None:
+    for statement in (
+        """CREATE TABLE subscriptions (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            topic_id INTEGER,
+            min_drivers INTEGER NOT NULL,
+            cooldown_s INTEGER,
+            subscribed_by TEXT NOT NULL,
+            subscribed_at TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1,
+            consecutive_failures INTEGER NOT NULL DEFAULT 0,
+            last_alert_at TEXT,
+            last_alert_drivers INTEGER,
+            last_alert_drop REAL)""",
+        # NULL topics would never collide in a plain unique index; 0 is never a topic id
+        "CREATE UNIQUE INDEX subscriptions_target ON subscriptions "
+        "(platform, chat_id, ifnull(topic_id, 0))",
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            key TEXT NOT NULL UNIQUE,
+            drivers TEXT NOT NULL,
+            driver_count INTEGER NOT NULL,
+            market_change_24h REAL,
+            explanation TEXT NOT NULL)""",
+        """CREATE TABLE deliveries (
+            id INTEGER PRIMARY KEY,
+            alert_id INTEGER NOT NULL REFERENCES alerts(id),
+            subscription_id INTEGER NOT NULL REFERENCES subscriptions(id),
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_at TEXT,
+            UNIQUE (alert_id, subscription_id))""",
+        """CREATE TABLE liquidation_events (
+            key TEXT PRIMARY KEY,
+            exchange TEXT NOT NULL,
+            instrument TEXT NOT NULL,
+            side TEXT NOT NULL,
+            price REAL NOT NULL,
+            size REAL NOT NULL,
+            usd REAL NOT NULL,
+            ts TEXT NOT NULL)""",
+        "CREATE INDEX liquidation_events_ts ON liquidation_events (ts)",
+        "CREATE TABLE figures (name TEXT NOT NULL, at TEXT NOT NULL, value REAL NOT NULL)",
+        "CREATE INDEX figures_name_at ON figures (name, at)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ):
+        db.execute(statement)
+
+
+def _v2_alert_kinds_and_easing(db: sqlite_utils.Database) -> None:
+    for statement in (
+        "ALTER TABLE alerts ADD COLUMN kind TEXT NOT NULL DEFAULT 'alert'",
+        "ALTER TABLE alerts ADD COLUMN btc_change_1h REAL",
+        "ALTER TABLE subscriptions ADD COLUMN alerting INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX deliveries_status ON deliveries (status, created_at)",
+        "CREATE INDEX alerts_kind_created ON alerts (kind, created_at)",
+    ):
+        db.execute(statement)
+
+
+#: ordered migrations; index + 1 is the schema version each one produces. Never edit a released one.
+MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
+    _v1_base_tables,
+    _v2_alert_kinds_and_easing,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    """The schema version a database is at (0 for an empty file)."""
+    if not db["schema_version"].exists():
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite_utils.Database, target: int = SCHEMA_VERSION) -> int:
+    """Run the migrations above the database's version up to `target`; return the new version.
+
+    A database newer than this code is refused: an older release must not write to tables it
+    does not know.
+    """
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the database is at schema v{current}, newer than this whydown (v{SCHEMA_VERSION}); "
+            "upgrade whydown instead of opening it with an older release"
+        )
+    for version in range(current + 1, target + 1):
+        with db.atomic():
+            MIGRATIONS[version - 1](db)
+            db.table("schema_version").insert(
+                {"version": version, "applied_at": stamp(datetime.now(UTC))}
+            )
+    return max(current, target)
