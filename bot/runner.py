@@ -246,7 +246,7 @@ async def _serve(
         explainer = build_explainer(
             client,
             settings,
-            history=store,
+            history=store.history,
             clock=clock,
             replay=scenario.replay if scenario else None,
         )

@@ -39,7 +39,7 @@ async def _refresh_with(
     upstream = Upstream()
     notifier = RecordingNotifier("telegram")
     async with upstream.client(settings) as client:
-        explainer = upstream.explainer(client, settings, history=store)
+        explainer = upstream.explainer(client, settings, history=store.history)
         jobs = Jobs(explainer, store, AlertEngine(store, AlertSettings(), {"telegram": notifier}))
         await jobs.refresh()
         await asyncio.gather(*jobs.fanouts)

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from bot.store import SCHEMA_VERSION, AlreadyRunning, Store, migrate, schema_version
+from bot.store import (
+    SCHEMA_VERSION,
+    AlreadyRunning,
+    SqliteHistory,
+    Store,
+    migrate,
+    schema_version,
+)
 from explainers.history import History, MemoryHistory
 from explainers.models import Liquidation
 from tests.alert_fakes import START, explanation
@@ -268,22 +275,55 @@ def test_meta_round_trip(store: Store) -> None:
     assert store.get_meta("last_refresh") == "2024-08-05T08:01:00+00:00"
 
 
+def test_pending_deliveries_survive_a_restart_with_their_targets(tmp_path: Path) -> None:
+    path = tmp_path / "whydown.db"
+    with Store(path) as store:
+        telegram = store.subscribe("telegram", "-100", 7, 3, "a", at=START)
+        discord = store.subscribe("discord", "55", None, 4, "b", at=START)
+        alert = store.add_alert("alert", explanation(4), "k", START)
+        first, second = store.add_deliveries(alert.id, [telegram.id, discord.id], START)
+        store.note_attempt(first.id, 1, "timed out")
+        store.mark_sent(second.id, discord.id, 1, START + timedelta(seconds=1))
+    with Store(path) as store:  # the restart after a crash
+        [(delivery, target)] = store.pending_deliveries()
+        assert (delivery.id, delivery.status, delivery.attempts, delivery.last_error) == (
+            first.id,
+            "pending",
+            1,
+            "timed out",
+        )
+        assert delivery.created_at == START and delivery.sent_at is None
+        assert (target.platform, target.chat_id, target.topic_id) == ("telegram", "-100", 7)
+        assert store.add_deliveries(alert.id, [telegram.id, discord.id], START) == []
+        assert [d.status for d in store.deliveries(alert.id)] == ["pending", "sent"]
+        resent = store.alert(alert.id)
+        assert resent is not None and resent.explanation == explanation(4)
+
+
 # --- the core's History -----------------------------------------------------------------------
 
 
-def test_store_has_every_history_method_with_the_same_signature() -> None:
+@pytest.mark.parametrize("implementation", [SqliteHistory, Store])
+def test_every_history_method_with_the_same_signature(implementation: type) -> None:
     members = [name for name in vars(History) if not name.startswith("_")]
     assert members, "History has no members?"
     for name in members:
         expected = inspect.signature(getattr(History, name))
-        actual = inspect.signature(getattr(Store, name))
+        actual = inspect.signature(getattr(implementation, name))
         assert list(actual.parameters) == list(expected.parameters), name
         assert actual.return_annotation == expected.return_annotation, name
 
 
-def test_store_behaves_like_memory_history(store: Store) -> None:
+def test_the_explainer_is_given_the_history_alone(store: Store) -> None:
+    history = store.history
+    assert isinstance(history, SqliteHistory)
+    assert not hasattr(history, "subscribe") and not hasattr(history, "add_alert")
+
+
+def test_sqlite_history_behaves_like_memory_history(store: Store) -> None:
     memory = MemoryHistory()
-    histories: list[History] = [memory, store]
+    sqlite = store.history
+    histories: list[History] = [memory, sqlite]
     batch_1 = [liquidation(90, 1e6), liquidation(30, 2e6, "short")]
     batch_2 = [liquidation(30, 2e6, "short"), liquidation(5, 4e6)]
     for history in histories:
@@ -305,26 +345,26 @@ def test_store_behaves_like_memory_history(store: Store) -> None:
         history.add_figures(START - timedelta(hours=2), {"premium_pct": -0.02, "cut_odds": 0.6})
         history.add_figures(START, {"premium_pct": -0.07})
     since = START - timedelta(hours=1)
-    assert store.liquidations(since) == sorted(memory.liquidations(since), key=lambda e: e.ts)
-    assert [e.key for e in store.liquidations(since)] == [batch_1[1].key, batch_2[1].key]
-    assert store.liquidations_tracked_since() == memory.liquidations_tracked_since()
-    assert store.liquidations_tracked_since() == START - timedelta(minutes=90)
+    assert sqlite.liquidations(since) == sorted(memory.liquidations(since), key=lambda e: e.ts)
+    assert [e.key for e in sqlite.liquidations(since)] == [batch_1[1].key, batch_2[1].key]
+    assert sqlite.liquidations_tracked_since() == memory.liquidations_tracked_since()
+    assert sqlite.liquidations_tracked_since() == START - timedelta(minutes=90)
     for window in (timedelta(hours=1), timedelta(hours=3)):
-        totals = store.liquidation_totals(START - window, START)
+        totals = sqlite.liquidation_totals(START - window, START)
         assert totals == memory.liquidation_totals(START - window, START)
-    assert store.liquidation_totals(START - timedelta(hours=3), START) == (5e6, 2e6)
-    hours = store.liquidation_hours(START - timedelta(hours=3))
+    assert sqlite.liquidation_totals(START - timedelta(hours=3), START) == (5e6, 2e6)
+    hours = sqlite.liquidation_hours(START - timedelta(hours=3))
     assert hours == memory.liquidation_hours(START - timedelta(hours=3))
     assert [(h.hour.hour, h.long_usd, h.short_usd) for h in hours] == [(6, 1e6, 0.0), (7, 4e6, 2e6)]
     assert hours[0].instruments == ["BTC-USDT-SWAP"]
     for name in ("premium_pct", "cut_odds"):
         for cutoff in (START - timedelta(days=1), START - timedelta(hours=1)):
-            assert store.figures(name, cutoff) == memory.figures(name, cutoff)
+            assert sqlite.figures(name, cutoff) == memory.figures(name, cutoff)
 
 
 @pytest.mark.parametrize("kind", ["memory", "store"])
 def test_a_gap_between_polls_restarts_tracking(kind: str, store: Store) -> None:
-    history: History = MemoryHistory() if kind == "memory" else store
+    history: History = MemoryHistory() if kind == "memory" else store.history
     first = START - timedelta(days=2)
     history.add_liquidations([], polled_at=first, covered_since=first - timedelta(minutes=20))
     history.add_liquidations([], polled_at=first + timedelta(minutes=9), covered_since=first)
