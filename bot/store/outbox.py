@@ -139,7 +139,9 @@ class Outbox:
         """Deliveries not yet sent or given up, oldest first, with their subscriptions."""
         with self.db.atomic():
             rows = list(self.deliveries.rows_where("status = 'pending'", order_by="id"))
-            targets = self.subscriptions.by_ids(row["subscription_id"] for row in rows)
+            targets = self.subscriptions.by_id_where(
+                "id IN (SELECT subscription_id FROM deliveries WHERE status = 'pending')"
+            )
         return [(Delivery.model_validate(row), targets[row["subscription_id"]]) for row in rows]
 
     def of_alert(self, alert_id: int) -> list[Delivery]:

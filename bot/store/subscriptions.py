@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlite_utils
 from pydantic import Field
@@ -99,10 +99,9 @@ class Subscriptions:
         rows = self.table.rows_where("id = ?", (subscription_id,))
         return next((Subscription.model_validate(row) for row in rows), None)
 
-    def by_ids(self, subscription_ids: Iterable[int]) -> dict[int, Subscription]:
-        """Several subscriptions by id, in one query."""
-        ids = list(set(subscription_ids))
-        rows = self.table.rows_where(f"id IN ({', '.join('?' * len(ids))})", ids) if ids else []
+    def by_id_where(self, where: str, where_args: Sequence[Any] = ()) -> dict[int, Subscription]:
+        """The subscriptions matching an SQL condition, by id."""
+        rows = self.table.rows_where(where, where_args)
         return {row["id"]: Subscription.model_validate(row) for row in rows}
 
     def find(
