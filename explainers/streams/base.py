@@ -367,8 +367,11 @@ class LiquidationStream(ABC):
                 self._notify()
             if self._subscribed:
                 self._subscribed = False
-                # coverage is only proven up to the last frame the socket delivered
-                await self._open_gap(self._last_alive or self._clock(), "disconnected")
+                if self._stopping:
+                    await self._open_gap(self._clock(), "stopped")
+                else:
+                    # coverage is only proven up to the last frame the socket delivered
+                    await self._open_gap(self._last_alive or self._clock(), "disconnected")
         if subscribed_at is not None and loop.time() - subscribed_at >= self.stable_after:
             self._failures = 0
         if self._stopping:

@@ -26,6 +26,8 @@ from explainers.streams.events import Coverage, LiquidationEvent, Side, Venue
 
 URL = "wss://stream.bybit.com/v5/public/linear"
 TOPIC = "allLiquidation"
+#: topics per subscribe request (Bybit caps the args of one request)
+ARGS_PER_REQUEST = 10
 SIDES: dict[str, Side] = {"Buy": "long", "Sell": "short"}
 
 
@@ -47,7 +49,16 @@ class BybitLiquidations(LiquidationStream):
 
     def subscribe_messages(self) -> list[str]:
         topics = [f"{TOPIC}.{symbol}" for symbol in self.symbols]
-        return [json.dumps({"req_id": "liquidations", "op": "subscribe", "args": topics})]
+        return [
+            json.dumps(
+                {
+                    "req_id": "liquidations",
+                    "op": "subscribe",
+                    "args": topics[i : i + ARGS_PER_REQUEST],
+                }
+            )
+            for i in range(0, len(topics), ARGS_PER_REQUEST)
+        ]
 
     def parse(self, text: str) -> Parsed:
         try:
