@@ -539,3 +539,22 @@ def test_module_names() -> None:
     assert bybit_stream.URL.startswith("wss://")
     assert okx_stream.CONTRACT_VALUES == {"BTC": 0.01, "ETH": 0.1, "SOL": 1.0}
     assert binance_stream.SIDES == {"SELL": "long", "BUY": "short"}
+
+
+async def test_a_failing_sink_does_not_stop_the_stream() -> None:
+    class Failing(RecordingSink):
+        async def on_events(self, events: list[Any]) -> None:
+            await super().on_events(events)
+            raise RuntimeError("store is down")
+
+    frames = [
+        fixture("okx_liquidation_orders_ws_live.json"),
+        okx_frame([okx_detail(1, "short", "buy", "1", "80000")]),
+    ]
+    async with FakeVenue([okx_session(*frames)]) as venue:
+        sink = Failing()
+        client = OkxLiquidations(sink, url=venue.url, sleep=Sleeps(block_from=1))
+        client.start()
+        status = await until(client, lambda s: s.events_total == 2)
+        await client.stop()
+    assert len(sink.batches) == 2 and status.state == "ok" and status.attempts == 1
