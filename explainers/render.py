@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from explainers import formatting as fmt
+from explainers.drivers import figures_of
 from explainers.models import Explanation
 from explainers.settings import Thresholds
 
@@ -76,6 +77,8 @@ def _environment(**options: Any) -> Environment:
         "url": safe_url,
     }
     env.globals["t"] = Thresholds()
+    # a driver's figures typed as its own (templates/drivers/<key>.j2 read them as attributes)
+    env.globals["figures"] = figures_of
     return env
 
 
