@@ -13,6 +13,7 @@ from explainers.drivers import Driver
 from explainers.explain import explain
 from explainers.models import DriverFigures, DriverResult, Explanation, Funding, OpenInterest
 from explainers.settings import Thresholds
+from explainers.sources import news
 from tests import factories as f
 
 T = Thresholds()
@@ -324,3 +325,13 @@ def test_figures_read_back_from_json_are_retyped_and_say_the_same() -> None:
         assert drivers.figures_of(after) == before.figures
     assert render.text(back) == render.text(e)
     assert render.discord_embed(back) == render.discord_embed(e)
+
+
+def test_headlines_are_tagged_by_the_drivers_own_patterns() -> None:
+    assert news.tag(
+        "Bitcoin ETF outflows deepen as Powell speaks", "", drivers.HEADLINE_PATTERNS
+    ) == [
+        "etf",
+        "fed",
+    ]
+    assert news.tag("Bitcoin ETF outflows", "", {}) == []
