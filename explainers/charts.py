@@ -30,6 +30,7 @@ from matplotlib.ticker import FuncFormatter
 
 from explainers import formatting as fmt
 from explainers.chart_service import WINDOW
+from explainers.drivers import BY_KEY, DRIVERS
 from explainers.models import (
     DriverResult,
     EtfFlows,
@@ -56,14 +57,7 @@ OUTFLOW = "#ef5350"
 REPLAY = "#c9a8ff"
 STATE_COLOURS = {"fired": "#c62828", "quiet": "#2e5e4e", "unknown": "#4a5364"}
 STATE_WORDS = {"fired": "FIRING", "quiet": "quiet", "unknown": "unknown"}
-SHORT_NAMES = {
-    "liquidations": "Liquidations",
-    "etf": "ETF outflows",
-    "institutional": "Inst. selling",
-    "fed": "Fed",
-    "stocks": "Stocks",
-    "fear": "Fear",
-}
+SHORT_NAMES = {d.key: d.short_name for d in DRIVERS}
 
 _LOCK = threading.Lock()
 
@@ -195,28 +189,12 @@ def _pct_axis(value: float, _pos: int) -> str:
 
 def key_figure(driver: DriverResult) -> str:
     """The one figure that best says why a driver fired or not, in a few characters."""
-    f = driver.figures
     if driver.state == "unknown":
         return "no data"
-    match driver.key:
-        case "liquidations" if f.get("long_1h") is not None:
-            return f"{fmt.usd(f['long_1h'])} longs 1h"
-        case "liquidations" if f.get("oi_change_1h") is not None:
-            return f"OI {fmt.pct(f['oi_change_1h'])} 1h"
-        case "etf" if f.get("latest") is not None:
-            return f"{fmt.musd(f['latest'])} day"
-        case "institutional" if f.get("premium") is not None:
-            return f"premium {fmt.pct(f['premium'], 2)}"
-        case "fed" if f.get("cut_odds_change_7d") is not None:
-            return f"cut odds {fmt.pts(f['cut_odds_change_7d'], 0)}"
-        case "fed" if f.get("two_year_change_5d_bp") is not None:
-            return f"2y {fmt.bp(f['two_year_change_5d_bp'])}"
-        case "stocks" if f.get("spx") is not None:
-            return f"S&P {fmt.pct(f['spx'])}"
-        case "stocks" if f.get("ndx") is not None:
-            return f"Nasdaq {fmt.pct(f['ndx'])}"
-        case "fear" if f.get("value") is not None:
-            return f"index {f['value']:.0f}"
+    unit = BY_KEY.get(driver.key)
+    figure = unit.key_figure(driver) if unit is not None else None
+    if figure is not None:
+        return figure
     return driver.evidence[0].value[:18] if driver.evidence else "-"
 
 

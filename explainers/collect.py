@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from explainers.drivers import HEADLINE_PATTERNS
 from explainers.errors import BadResponse, RateLimited, SourceBlocked, SourceError, SourceTimeout
 from explainers.models import Liquidations, Snapshot, SourceState, SourceStatus, SpotPrice
 from explainers.settings import SourceSettings
@@ -248,7 +249,14 @@ class Collector:
         chains.extend(self._liquidation_chains(now))
         for feed in news.feeds(cfg):
             chains.append(
-                [Job(f"rss_{feed.key}", feed.label, "headlines", _bind(news.fetch_feed, c, feed))]
+                [
+                    Job(
+                        f"rss_{feed.key}",
+                        feed.label,
+                        "headlines",
+                        _bind(news.fetch_feed, c, feed, HEADLINE_PATTERNS),
+                    )
+                ]
             )
 
         disabled: list[SourceStatus] = []

@@ -7,9 +7,9 @@ Times are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, WithJsonSchema
 
 
 class Model(BaseModel):
@@ -277,12 +277,37 @@ class Evidence(Model):
     as_of: datetime | None = None
 
 
+class Figures(BaseModel):
+    """What a driver's words phrase: each driver subclasses this with its own typed attributes
+    (``None`` when unknown). The base only carries figures whose driver type is not at hand: a
+    result read back from JSON, or built by hand; ``Driver.figures_of`` retypes those."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class DriverFigures(Figures):
+    """Base of each driver's own figures: unknown attribute names are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+#: in JSON the figures are one object of figure name -> number or null, whichever the driver
+FIGURES_SCHEMA = {
+    "additionalProperties": {"anyOf": [{"type": "number"}, {"type": "null"}]},
+    "title": "Figures",
+    "type": "object",
+}
+
+
 class DriverResult(Model):
     key: str
     name: str
     state: DriverState
     severity: float = 0.0  # how far past its threshold (1.0 = exactly at it); ranks fired drivers
-    figures: dict[str, float | None] = Field(default_factory=dict)  # what the templates phrase
+    # the driver's own Figures subclass; serialised with its attributes, read back as plain Figures
+    figures: Annotated[SerializeAsAny[Figures], WithJsonSchema(FIGURES_SCHEMA)] = Field(
+        default_factory=Figures
+    )
     threshold: str
     evidence: list[Evidence] = Field(default_factory=list)
     headlines: list[Headline] = Field(default_factory=list)

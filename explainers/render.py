@@ -10,10 +10,11 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, Undefined, select_autoescape
 from markupsafe import Markup
 
 from explainers import formatting as fmt
+from explainers.drivers import figures_of
 from explainers.models import Explanation
 from explainers.settings import Thresholds
 
@@ -49,6 +50,14 @@ def safe_url(url: str | None) -> str:
     return url if url and url.startswith(("https://", "http://")) else ""
 
 
+def _is_none(value: object) -> bool:
+    """Jinja's `is none`, except that a misspelt name (say a figure a driver does not have) fails
+    loudly instead of reading as "not none"."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value is None
+
+
 def _environment(**options: Any) -> Environment:
     env = Environment(
         loader=PackageLoader("explainers", "templates"),
@@ -75,7 +84,10 @@ def _environment(**options: Any) -> Environment:
         "done": lambda v: v,
         "url": safe_url,
     }
+    env.tests["none"] = _is_none
     env.globals["t"] = Thresholds()
+    # a driver's figures typed as its own (templates/drivers/<key>.j2 read them as attributes)
+    env.globals["figures"] = figures_of
     return env
 
 

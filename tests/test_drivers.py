@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import pytest
+from jinja2 import UndefinedError
 from pydantic import ValidationError
 
 from explainers import drivers, render
+from explainers.drivers import Driver
 from explainers.explain import explain
-from explainers.models import DriverResult, Funding, OpenInterest
+from explainers.models import DriverFigures, DriverResult, Explanation, Funding, OpenInterest
 from explainers.settings import Thresholds
+from explainers.sources import news
 from tests import factories as f
 
 T = Thresholds()
@@ -26,7 +29,7 @@ T = Thresholds()
     ],
 )
 def test_liquidations_1h(long_1h: float, short_1h: float, state: str) -> None:
-    result = drivers.liquidations(
+    result = drivers.liquidations.evaluate(
         f.snapshot(), f.lookback(**f.liquidation_totals(long_1h, short_1h)), T
     )
     assert result.state == state
@@ -36,16 +39,16 @@ def test_liquidations_1h(long_1h: float, short_1h: float, state: str) -> None:
 @pytest.mark.parametrize(("long_24h", "state"), [(100e6, "fired"), (99.9e6, "quiet")])
 def test_liquidations_24h(long_24h: float, state: str) -> None:
     lb = f.lookback(**f.liquidation_totals(0.0, 0.0, long_24h, 1e6))
-    assert drivers.liquidations(f.snapshot(), lb, T).state == state
+    assert drivers.liquidations.evaluate(f.snapshot(), lb, T).state == state
 
 
 @pytest.mark.parametrize(("now", "state"), [(96e9, "fired"), (96.1e9, "quiet")])
 def test_open_interest_drop(now: float, state: str) -> None:
-    result = drivers.liquidations(
+    result = drivers.liquidations.evaluate(
         f.snapshot(open_interest=[f.open_interest(now)]), f.lookback(oi_1h_ago_usd=100e9), T
     )
     assert result.state == state
-    assert result.figures["oi_change_1h"] == pytest.approx((now - 100e9) / 100e9 * 100)
+    assert result.figures.oi_change_1h == pytest.approx((now - 100e9) / 100e9 * 100)
 
 
 def test_other_venues_open_interest_is_shown_but_not_judged() -> None:
@@ -54,9 +57,11 @@ def test_other_venues_open_interest_is_shown_but_not_judged() -> None:
         OpenInterest(source="Bybit", as_of=f.NOW, instrument="BTCUSDT", oi_usd=5.52e9),
     ]
     lb = f.lookback(oi_1h_ago_usd=100e9)
-    okx_only = drivers.liquidations(f.snapshot(open_interest=[f.open_interest(90e9)]), lb, T)
+    okx_only = drivers.liquidations.evaluate(
+        f.snapshot(open_interest=[f.open_interest(90e9)]), lb, T
+    )
     s = f.snapshot(open_interest=[f.open_interest(90e9), *others])
-    result = drivers.liquidations(s, lb, T)
+    result = drivers.liquidations.evaluate(s, lb, T)
     lines = [(e.label, e.value, e.source) for e in result.evidence]
     assert ("Open interest, Binance BTCUSDT", "$8.10B", "Binance") in lines
     assert ("Open interest, Bybit BTCUSDT", "$5.52B", "Bybit") in lines
@@ -68,14 +73,14 @@ def test_other_venues_open_interest_is_shown_but_not_judged() -> None:
 
 def test_funding_is_per_funding_period_not_per_8h() -> None:
     funding = Funding(source="OKX", as_of=f.NOW, instrument="BTC-USDT-SWAP", rate=-0.000051)
-    result = drivers.liquidations(f.snapshot(funding=[funding]), f.lookback(), T)
+    result = drivers.liquidations.evaluate(f.snapshot(funding=[funding]), f.lookback(), T)
     line = next(e for e in result.evidence if e.label == "BTC funding rate")
     assert line.value == "-0.0051% per funding period"
 
 
 def test_liquidations_unknown_names_the_failed_source() -> None:
     s = f.snapshot(statuses=f.failed("okx_liquidations_btc", "OKX liquidations (BTC)"))
-    result = drivers.liquidations(s, f.lookback(), T)
+    result = drivers.liquidations.evaluate(s, f.lookback(), T)
     assert result.state == "unknown"
     assert result.missing == ["OKX liquidations (BTC)"]
 
@@ -90,21 +95,20 @@ def test_liquidations_unknown_names_the_failed_source() -> None:
     ],
 )
 def test_etf(totals: tuple[float, ...], state: str) -> None:
-    assert drivers.etf(f.snapshot(etf=f.etf(*totals)), f.lookback(), T).state == state
+    assert drivers.etf.evaluate(f.snapshot(etf=f.etf(*totals)), f.lookback(), T).state == state
 
 
 def test_etf_not_reported_day_is_not_zero() -> None:
     # "-" on Farside: the newest day is pending, so the latest reported day (-150) decides
-    result = drivers.etf(f.snapshot(etf=f.etf(5.0, -150.0, None)), f.lookback(), T)
+    result = drivers.etf.evaluate(f.snapshot(etf=f.etf(5.0, -150.0, None)), f.lookback(), T)
     assert result.state == "fired"
-    assert result.figures["latest"] == -150.0
-    assert result.figures["sum3"] is None  # only two reported days: no 3-day sum
-    assert set(result.figures) == {"latest", "sum3"}
+    # only two reported days: no 3-day sum
+    assert result.figures == drivers.etf.EtfFigures(latest=-150.0, sum3=None)
 
 
 def test_etf_unknown() -> None:
     s = f.snapshot(statuses=f.failed("farside", "Farside ETF flows"))
-    result = drivers.etf(s, f.lookback(), T)
+    result = drivers.etf.evaluate(s, f.lookback(), T)
     assert (result.state, result.missing) == ("unknown", ["Farside ETF flows"])
 
 
@@ -119,7 +123,8 @@ def test_etf_unknown() -> None:
 )
 def test_institutional(samples: list[float], state: str) -> None:
     assert (
-        drivers.institutional(f.snapshot(), f.lookback(premium_samples=samples), T).state == state
+        drivers.institutional.evaluate(f.snapshot(), f.lookback(premium_samples=samples), T).state
+        == state
     )
 
 
@@ -129,18 +134,18 @@ def test_institutional(samples: list[float], state: str) -> None:
 )
 def test_fed_cut_odds(odds_now: float, week_ago: float, state: str) -> None:
     s = f.snapshot(cut_odds=f.cut_odds(odds_now))
-    assert drivers.fed(s, f.lookback(cut_odds_7d_ago=week_ago), T).state == state
+    assert drivers.fed.evaluate(s, f.lookback(cut_odds_7d_ago=week_ago), T).state == state
 
 
 @pytest.mark.parametrize(("latest", "state"), [(4.15, "fired"), (4.14, "quiet")])
 def test_fed_two_year(latest: float, state: str) -> None:
     s = f.snapshot(yields=f.yields(4.00, 4.02, 4.05, 4.10, 4.12, latest))
-    result = drivers.fed(s, f.lookback(two_year_5d_ago=4.00), T)
+    result = drivers.fed.evaluate(s, f.lookback(two_year_5d_ago=4.00), T)
     assert result.state == state
 
 
 def test_fed_unknown_without_odds_or_yields() -> None:
-    assert drivers.fed(f.snapshot(), f.lookback(), T).state == "unknown"
+    assert drivers.fed.evaluate(f.snapshot(), f.lookback(), T).state == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -149,7 +154,7 @@ def test_fed_unknown_without_odds_or_yields() -> None:
 )
 def test_stocks(spx: float, ndx: float, state: str) -> None:
     s = f.snapshot(indices={"spx": f.index("spx", spx), "ndx": f.index("ndx", ndx)})
-    assert drivers.stocks(s, f.lookback(), T).state == state
+    assert drivers.stocks.evaluate(s, f.lookback(), T).state == state
 
 
 def test_stocks_one_index_missing_decides_on_the_other() -> None:
@@ -157,10 +162,10 @@ def test_stocks_one_index_missing_decides_on_the_other() -> None:
         indices={"ndx": f.index("ndx", -2.0)},
         statuses=f.failed("yahoo_spx", "Yahoo Finance S&P 500"),
     )
-    result = drivers.stocks(s, f.lookback(), T)
+    result = drivers.stocks.evaluate(s, f.lookback(), T)
     assert result.state == "fired"
     assert result.missing == ["Yahoo Finance S&P 500"]
-    assert result.figures["spx"] is None
+    assert result.figures.spx is None
 
 
 def test_a_driver_decided_on_partial_data_says_what_did_not_answer() -> None:
@@ -198,15 +203,14 @@ def test_a_driver_decided_on_partial_data_says_what_did_not_answer() -> None:
 )
 def test_fear(values: tuple[int, ...], state: str) -> None:
     assert (
-        drivers.fear(f.snapshot(fear_greed=f.fear_greed(*values)), f.lookback(), T).state == state
+        drivers.fear.evaluate(f.snapshot(fear_greed=f.fear_greed(*values)), f.lookback(), T).state
+        == state
     )
 
 
-@pytest.mark.parametrize("driver", drivers.ALL)
-def test_unknown_without_a_failed_source_blames_no_source(
-    driver: Callable[..., DriverResult],
-) -> None:
-    result = driver(f.snapshot(), f.lookback(), T)
+@pytest.mark.parametrize("driver", drivers.DRIVERS, ids=lambda d: d.key)
+def test_unknown_without_a_failed_source_blames_no_source(driver: Driver[Any]) -> None:
+    result = driver.evaluate(f.snapshot(), f.lookback(), T)
     assert (result.state, result.missing) == ("unknown", [])
 
 
@@ -247,8 +251,8 @@ def test_ranking_puts_fired_first_by_severity() -> None:
 def test_thresholds_are_settings() -> None:
     strict = Thresholds(spx_day_pct=-0.5)
     s = f.snapshot(indices={"spx": f.index("spx", -0.6)})
-    assert drivers.stocks(s, f.lookback(), strict).state == "fired"
-    assert drivers.stocks(s, f.lookback(), T).state == "quiet"
+    assert drivers.stocks.evaluate(s, f.lookback(), strict).state == "fired"
+    assert drivers.stocks.evaluate(s, f.lookback(), T).state == "quiet"
 
 
 @pytest.mark.parametrize("level", [0, 50, 60])
@@ -261,5 +265,73 @@ def test_fear_level_outside_1_to_49_is_refused(level: int) -> None:
 def test_fear_level_at_either_bound_judges_fear(level: int) -> None:
     t = Thresholds(fear_level=level)
     s = f.snapshot(fear_greed=f.fear_greed(level))
-    result = drivers.fear(s, f.lookback(), t)
+    result = drivers.fear.evaluate(s, f.lookback(), t)
     assert result.state == "fired" and result.severity == pytest.approx(1.0)
+
+
+# --- each driver is one unit ------------------------------------------------------------------
+
+
+def test_the_registry_lists_each_driver_once_with_its_words() -> None:
+    keys = [d.key for d in drivers.DRIVERS]
+    assert keys == ["liquidations", "etf", "institutional", "fed", "stocks", "fear"]
+    assert set(drivers.HEADLINE_PATTERNS) == set(keys) == set(drivers.BY_KEY)
+    templates = render._TEXT.loader
+    assert templates is not None
+    for driver in drivers.DRIVERS:
+        assert driver.name and driver.short_name
+        assert driver.template in templates.list_templates()
+
+
+@pytest.mark.parametrize("driver", drivers.DRIVERS, ids=lambda d: d.key)
+def test_every_figure_attribute_a_template_reads_exists(driver: Driver[Any]) -> None:
+    # every figure known (1) and none known: a misspelt attribute in the driver's template fails
+    # here (StrictUndefined) instead of silently saying "figures unknown"
+    full = driver.figures.model_validate(dict.fromkeys(driver.figures.model_fields, 1))
+    for figures in (full, driver.figures()):
+        for state in ("fired", "quiet", "unknown"):
+            result = DriverResult(
+                key=driver.key, name=driver.name, state=state, threshold="t", figures=figures
+            )
+            e = explain(f.snapshot(), [result], f.lookback(), T, now=f.NOW)
+            assert driver.name in render.text(e)
+            if figures is full and state != "unknown":
+                assert "figures unknown" not in render.message("drivers", e=e)
+                assert driver.key_figure(result) is not None
+
+
+def test_a_misspelt_figure_attribute_fails_loudly() -> None:
+    template = render._TEXT.from_string("{{ f.lates }}")
+    with pytest.raises(UndefinedError):
+        template.render(f=drivers.etf.EtfFigures(latest=-1.0))
+    with pytest.raises(ValidationError):
+        drivers.etf.EtfFigures(lates=-1.0)  # type: ignore[call-arg]
+
+
+def test_figures_read_back_from_json_are_retyped_and_say_the_same() -> None:
+    s = f.snapshot(
+        etf=f.etf(-10.0, -20.0, -150.0),
+        indices={"spx": f.index("spx", -2.0)},
+        fear_greed=f.fear_greed(40, 40, 40, 40, 40, 40, 40, 20),
+        cut_odds=f.cut_odds(0.4),
+    )
+    lb = f.lookback(
+        cut_odds_7d_ago=0.5, premium_samples=[-0.1, -0.1], **f.liquidation_totals(30e6, 1e6)
+    )
+    e = explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
+    back = Explanation.model_validate_json(e.model_dump_json())
+    assert not isinstance(back.drivers[0].figures, DriverFigures)  # plain Figures when read back
+    for before, after in zip(e.drivers, back.drivers, strict=True):
+        assert drivers.figures_of(after) == before.figures
+    assert render.text(back) == render.text(e)
+    assert render.discord_embed(back) == render.discord_embed(e)
+
+
+def test_headlines_are_tagged_by_the_drivers_own_patterns() -> None:
+    assert news.tag(
+        "Bitcoin ETF outflows deepen as Powell speaks", "", drivers.HEADLINE_PATTERNS
+    ) == [
+        "etf",
+        "fed",
+    ]
+    assert news.tag("Bitcoin ETF outflows", "", {}) == []

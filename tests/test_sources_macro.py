@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from explainers.drivers import HEADLINE_PATTERNS
 from explainers.errors import BadResponse, SourceError, SourceUnavailable
 from explainers.models import Headlines
 from explainers.replay import Scenario
@@ -581,7 +582,7 @@ def feed(key: str) -> news.Feed:
 async def read_feed(key: str, content: bytes) -> Headlines:
     client, _ = serving(body(content))
     async with client:
-        return await news.fetch_feed(client, feed(key))
+        return await news.fetch_feed(client, feed(key), HEADLINE_PATTERNS)
 
 
 async def test_coindesk_feed_without_media_namespace() -> None:
@@ -633,7 +634,7 @@ async def test_fed_feed_is_tagged_fed() -> None:
     ],
 )
 def test_tag(title: str, drivers: list[str]) -> None:
-    assert news.tag(title, "") == drivers
+    assert news.tag(title, "", HEADLINE_PATTERNS) == drivers
 
 
 SYNDICATED = b"""<?xml version="1.0" encoding="UTF-8"?>
@@ -651,8 +652,10 @@ SYNDICATED = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 
 async def test_merge_dedupes_across_feeds_newest_first() -> None:
-    coindesk = news.parse_feed((API / "coindesk_rss.xml").read_bytes(), "CoinDesk")
-    syndicated = news.parse_feed(SYNDICATED, "Syndicate")
+    coindesk = news.parse_feed(
+        (API / "coindesk_rss.xml").read_bytes(), "CoinDesk", HEADLINE_PATTERNS
+    )
+    syndicated = news.parse_feed(SYNDICATED, "Syndicate", HEADLINE_PATTERNS)
     merged = news.merge([syndicated, coindesk])
     # one entry per story, the original (earliest) copy kept: the advisors story shares its
     # link (after utm, www. and a trailing slash), the rate-hikes story its title up to case
@@ -676,7 +679,7 @@ async def test_feed_server_error_is_unavailable() -> None:
     client, _ = serving(body(b"", status=502))
     async with client:
         with pytest.raises(SourceUnavailable):
-            await news.fetch_feed(client, feed("theblock"))
+            await news.fetch_feed(client, feed("theblock"), HEADLINE_PATTERNS)
 
 
 def test_feeds_come_from_the_settings() -> None:
@@ -712,7 +715,9 @@ async def test_demo_recording_gives_the_scenario_figures() -> None:
         spx = await yahoo.fetch_index(client, CFG, "spx")
         ndx = await yahoo.fetch_index(client, CFG, "ndx")
         fear = await feargreed.fetch_fear_greed(client, CFG, days=8)
-        headlines = news.merge([await news.fetch_feed(client, f) for f in news.feeds(CFG)])
+        headlines = news.merge(
+            [await news.fetch_feed(client, f, HEADLINE_PATTERNS) for f in news.feeds(CFG)]
+        )
 
     latest = etf.days[-1]
     assert (latest.day, latest.total_musd) == (date(2024, 8, 2), -237.4)

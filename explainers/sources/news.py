@@ -1,7 +1,8 @@
 """Headlines from crypto news RSS feeds and the Federal Reserve's monetary press feed.
 
-Items are tagged to driver keys by keyword and deduplicated across feeds. feedparser is lenient
-where real feeds are sloppy (undeclared namespace prefixes, CDATA links).
+Items are tagged to driver keys by the keyword patterns the caller passes, and deduplicated
+across feeds. feedparser is lenient where real feeds are sloppy (undeclared namespace prefixes,
+CDATA links).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import calendar
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
@@ -24,20 +25,9 @@ from explainers.models import Headline, Headlines
 from explainers.settings import SourceSettings
 from explainers.sources.http import USER_AGENT, get, text_body
 
-#: driver key -> keyword pattern (word boundaries; "Fed" is case-sensitive to skip "fed up")
-DRIVER_PATTERNS: dict[str, re.Pattern[str]] = {
-    "liquidations": re.compile(r"(?i:\bliquidat\w*)"),
-    "etf": re.compile(r"(?i:\bETFs?\b|\boutflows?\b)"),
-    "institutional": re.compile(r"(?i:\bCoinbase premium\b|\bwhales?\b|\binstitution\w*)"),
-    "fed": re.compile(
-        r"\bFed\b|(?i:\bFederal (?:Reserve|Open Market)\b|\bFOMC\b|\bPowell\b|\brate (?:cut|hike)s?\b"
-        r"|\byields?\b|\binflation\b|\bCPI\b)"
-    ),
-    "stocks": re.compile(
-        r"(?i:\bS&P\b|\bNasdaq\b|\bstocks?\b|\bequities\b|\bNikkei\b|\brecession\w*)"
-    ),
-    "fear": re.compile(r"(?i:\bfear\w*|\bpanic\w*|\bcapitulat\w*)"),
-}
+#: driver key -> the keywords that tag a headline to that driver. The caller passes them in (the
+#: drivers own their patterns; a source never imports the drivers, which sit above the sources)
+Patterns = Mapping[str, re.Pattern[str]]
 
 # query parameters that only track the click
 _TRACKING = re.compile(r"^(utm_\w+|mc_cid|mc_eid|fbclid|gclid)$", re.IGNORECASE)
@@ -64,14 +54,14 @@ def feeds(cfg: SourceSettings) -> list[Feed]:
     ]
 
 
-async def fetch_feed(client: httpx.AsyncClient, feed: Feed) -> Headlines:
-    """Read one feed's items as tagged headlines."""
+async def fetch_feed(client: httpx.AsyncClient, feed: Feed, patterns: Patterns) -> Headlines:
+    """Read one feed's items as headlines tagged by `patterns`."""
     response = await get(client, feed.label, feed.url, headers={"User-Agent": USER_AGENT})
     text_body(response, feed.label)  # an empty body is a bad response, not an empty feed
-    return parse_feed(response.content, feed.label)
+    return parse_feed(response.content, feed.label, patterns)
 
 
-def parse_feed(content: bytes, label: str) -> Headlines:
+def parse_feed(content: bytes, label: str, patterns: Patterns) -> Headlines:
     """An RSS/Atom body to Headlines; as of the newest item (or the time it was read)."""
     # a stream, so feedparser never treats the body as a URL or a file name to open
     parsed: Any = feedparser.parse(io.BytesIO(content))
@@ -91,7 +81,7 @@ def parse_feed(content: bytes, label: str) -> Headlines:
                 link=clean_link(link),
                 feed=label,
                 published=_published(entry),
-                drivers=tag(title, summary),
+                drivers=tag(title, summary, patterns),
             )
         )
     dated = [h.published for h in items if h.published is not None]
@@ -99,10 +89,10 @@ def parse_feed(content: bytes, label: str) -> Headlines:
     return Headlines(source=label, as_of=as_of, items=items)
 
 
-def tag(title: str, summary: str) -> list[str]:
-    """Driver keys whose keywords appear in the title or summary."""
+def tag(title: str, summary: str, patterns: Patterns) -> list[str]:
+    """Driver keys whose keywords appear in the title or summary, in the order of `patterns`."""
     text = f"{title}\n{summary}"
-    return [key for key, pattern in DRIVER_PATTERNS.items() if pattern.search(text)]
+    return [key for key, pattern in patterns.items() if pattern.search(text)]
 
 
 def clean_link(link: str) -> str:

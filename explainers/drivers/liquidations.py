@@ -1,0 +1,151 @@
+"""Liquidation cascade: longs force-closed on OKX swaps, or open interest falling fast."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from explainers import formatting as fmt
+from explainers.drivers.base import Driver, ratio, status_labels
+from explainers.models import DriverFigures, DriverResult, Evidence, Lookback, Snapshot
+from explainers.settings import Thresholds
+from explainers.sources.okx import SOURCE as OKX
+
+
+class LiquidationFigures(DriverFigures):
+    long_1h: float | None = None  # USD of longs liquidated in the last hour
+    share_1h: float | None = None  # longs' share of all liquidations, 0..1
+    long_24h: float | None = None
+    share_24h: float | None = None
+    # when tracking began less than 24h ago: the totals since then instead of 24h ones
+    long_tracked: float | None = None
+    share_tracked: float | None = None
+    oi_change_1h: float | None = None  # BTC open interest change, %
+    funding: float | None = None  # BTC funding rate per funding period (0.0001 = 0.01%)
+
+
+def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
+    threshold = (
+        f"longs ≥ {fmt.usd(t.liq_long_1h_usd)} in 1h or ≥ {fmt.usd(t.liq_long_24h_usd)} in 24h "
+        f"with longs ≥ {t.liq_long_share:.0%} of the total; or open interest ≥ {t.oi_drop_1h_pct:g}% down in 1h"
+    )
+    evidence: list[Evidence] = []
+    severities: list[float] = []
+    # "1h", "24h" or "tracked" -> (longs, longs' share)
+    longs: dict[str, tuple[float, float | None]] = {}
+    okx_label = s.liquidations[0].source if s.liquidations else "OKX"
+    newest = max((b.as_of for b in s.liquidations), default=None)
+
+    for window, totals, limit in (
+        ("1h", lb.liquidations_1h, t.liq_long_1h_usd),
+        ("24h", lb.liquidations_24h, t.liq_long_24h_usd),
+    ):
+        if totals is None:
+            continue
+        share = totals.long_usd / totals.total_usd if totals.total_usd else None
+        # a window longer than tracking so far is a lower bound: say since when, not "24h"
+        since = totals.tracked_since
+        if (
+            window == "24h"
+            and since is not None
+            and since > s.taken_at - timedelta(hours=totals.window_h)
+        ):
+            if (
+                lb.liquidations_1h is not None
+                and lb.liquidations_1h.tracked_since == since
+                and (s.taken_at - since) <= timedelta(hours=1)
+            ):
+                continue  # the 1h line already covers everything tracked
+            window_label = f"since {fmt.when(since, s.taken_at)} (tracked)"
+        else:
+            window_label = window
+        longs["tracked" if window_label != window else window] = (totals.long_usd, share)
+        evidence.append(
+            Evidence(
+                label=f"Long liquidations, {window_label}",
+                value=f"{fmt.usd(totals.long_usd)} of {fmt.usd(totals.total_usd)}"
+                + (f" ({share:.0%} longs)" if share is not None else ""),
+                source=okx_label,
+                as_of=newest,
+            )
+        )
+        if share is not None and share >= t.liq_long_share:
+            severities.append(ratio(totals.long_usd, limit))
+
+    oi_now = next((o for o in s.open_interest if o.instrument == "BTC-USDT-SWAP"), None)
+    oi_change: float | None = None
+    if oi_now is not None and lb.oi_1h_ago_usd:
+        oi_change = (oi_now.oi_usd - lb.oi_1h_ago_usd) / lb.oi_1h_ago_usd * 100
+        evidence.append(
+            Evidence(
+                label="BTC open interest, 1h",
+                value=f"{fmt.usd(oi_now.oi_usd)} ({fmt.pct(oi_change)})",
+                source=oi_now.source,
+                as_of=oi_now.as_of,
+            )
+        )
+        severities.append(ratio(-oi_change, t.oi_drop_1h_pct))
+    # other venues' open interest (Binance, Bybit where enabled): context only, not judged
+    for other in s.open_interest:
+        if other.source != OKX:
+            evidence.append(
+                Evidence(
+                    label=f"Open interest, {other.source} {other.instrument}",
+                    value=fmt.usd(other.oi_usd),
+                    source=other.source,
+                    as_of=other.as_of,
+                )
+            )
+    funding = next((f for f in s.funding if f.instrument == "BTC-USDT-SWAP"), None)
+    if funding is not None:
+        evidence.append(
+            Evidence(
+                label="BTC funding rate",
+                value=f"{funding.rate * 100:+.4f}% per funding period",
+                source=funding.source,
+                as_of=funding.as_of,
+            )
+        )
+
+    none: tuple[float | None, float | None] = (None, None)
+    figures = LiquidationFigures(
+        long_1h=longs.get("1h", none)[0],
+        share_1h=longs.get("1h", none)[1],
+        long_24h=longs.get("24h", none)[0],
+        share_24h=longs.get("24h", none)[1],
+        long_tracked=longs.get("tracked", none)[0],
+        share_tracked=longs.get("tracked", none)[1],
+        oi_change_1h=oi_change,
+        funding=funding.rate if funding is not None else None,
+    )
+    missing = status_labels(
+        s, "okx_open_interest", *(k for k in s.statuses if k.startswith("okx_liquidations"))
+    )
+    if lb.liquidations_1h is None and oi_change is None:
+        return DRIVER.unknown(threshold, missing, evidence=evidence, figures=figures)
+    return DRIVER.judged(
+        threshold,
+        max(severities, default=0.0),
+        evidence=evidence,
+        missing=missing,
+        figures=figures,
+    )
+
+
+def chart_figure(f: LiquidationFigures) -> str | None:
+    if f.long_1h is not None:
+        return f"{fmt.usd(f.long_1h)} longs 1h"
+    if f.oi_change_1h is not None:
+        return f"OI {fmt.pct(f.oi_change_1h)} 1h"
+    return None
+
+
+DRIVER = Driver(
+    key="liquidations",
+    name="Liquidation cascade",
+    short_name="Liquidations",
+    patterns=re.compile(r"(?i:\bliquidat\w*)"),
+    figures=LiquidationFigures,
+    rule=evaluate,
+    chart_figure=chart_figure,
+)
