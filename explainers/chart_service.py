@@ -3,35 +3,37 @@ sources, drawing in a worker thread, one render per refresh and chart.
 
 A chart is cached under (data time, kind, coin id) and drawn from that very refresh: resending it
 costs nothing until the next refresh.
-Concurrent requests for the same chart share one render (single flight). Price sources that fail
-leave the price panel empty ("no data"), they never fail the chart; a drawing failure raises
-`ChartUnavailable`, and the front-end still sends the text answer.
+Concurrent requests for the same chart share one render (single flight). Prices are fetched through
+the collector's `SourceRunner`, so they get the same timeout, retry, Retry-After cap and back-off
+from sources that refuse us. Price sources that fail leave the price panel empty ("no data"), they
+never fail the chart; a drawing failure raises `ChartUnavailable`, and the front-end still sends
+the text answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 
 from explainers import formatting as fmt
-from explainers.collect import Clock, utcnow
-from explainers.errors import ChartUnavailable, SourceError
+from explainers.chart_window import WINDOW
+from explainers.errors import ChartUnavailable
 from explainers.explain import coin_by_query
 from explainers.history import History
 from explainers.models import Explanation, PriceSeries
 from explainers.service import Explainer, Refreshed
 from explainers.settings import SourceSettings
+from explainers.source_runner import Clock, SourceCall, utcnow
 from explainers.sources import coinbase, coingecko
 
 log = logging.getLogger(__name__)
-
-#: the span a sell-off chart shows
-WINDOW = timedelta(hours=24)
 
 #: coins Coinbase can stand in for when CoinGecko's price history fails
 COINBASE_PRODUCTS = {"bitcoin": "BTC-USD", "ethereum": "ETH-USD"}
@@ -48,6 +50,7 @@ class Chart:
 
 
 CacheKey = tuple[datetime, str, str]
+MakeChart = Callable[[], Coroutine[Any, Any, Chart]]
 
 
 def driver_marks(
@@ -86,6 +89,8 @@ class ChartMaker:
         self._inflight: dict[CacheKey, asyncio.Task[Chart]] = {}
         #: BTC's price series of one data time: every sell-off chart of a refresh shows it
         self._btc: dict[datetime, asyncio.Task[PriceSeries | None]] = {}
+        #: the collector's runner: a source that refused the refresh is left alone here too
+        self.runner = explainer.collector.runner
 
     async def sell_off(self, coin: str | None = None) -> Chart:
         """The sell-off chart of the current refresh, for /why or /why COIN.
@@ -127,7 +132,7 @@ class ChartMaker:
             return None
         return chart if chart.data_time == data_time else None
 
-    async def _single_flight(self, key: CacheKey, make: Callable[[], Awaitable[Chart]]) -> Chart:
+    async def _single_flight(self, key: CacheKey, make: MakeChart) -> Chart:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -135,7 +140,7 @@ class ChartMaker:
         if task is None or task.done():
             task = asyncio.create_task(make())
             self._inflight[key] = task
-            task.add_done_callback(lambda done, key=key: self._settle(key, done))
+            task.add_done_callback(functools.partial(self._settle, key))
         # shield: one waiter giving up must not cancel the render the others wait for
         return await asyncio.shield(task)
 
@@ -153,10 +158,10 @@ class ChartMaker:
         """Draw from the refresh the chart is cached under, never from a newer one."""
         explanation = self.explainer.explain_from(refreshed, coin_id)
         now = explanation.data_time
-        coin_id = explanation.coin.id if explanation.coin is not None else None
+        coin = explanation.coin.id if explanation.coin is not None else None
         btc_task = self._btc_prices(now)
-        if coin_id is not None and coin_id != "bitcoin":
-            prices, coin_prices = await asyncio.gather(btc_task, self._prices(coin_id, now))
+        if coin is not None and coin != "bitcoin":
+            prices, coin_prices = await asyncio.gather(btc_task, self._prices(coin, now))
         else:
             prices, coin_prices = await btc_task, None
         history = self.explainer.history
@@ -223,28 +228,31 @@ class ChartMaker:
     async def _prices(self, coin_id: str, now: datetime) -> PriceSeries | None:
         """The coin's last 24 h: CoinGecko, else Coinbase hourly candles for BTC and ETH, else
         None (the chart shows "no data")."""
-        product = COINBASE_PRODUCTS.get(coin_id)
-        attempts: list[tuple[str, Callable[[], Awaitable[PriceSeries]]]] = [
-            ("CoinGecko", lambda: coingecko.fetch_market_chart(self.client, self.cfg, coin_id)),
+        client, cfg = self.client, self.cfg
+        chain: list[SourceCall[PriceSeries]] = [
+            SourceCall(
+                "coingecko_market_chart",
+                "CoinGecko price history",
+                lambda: coingecko.fetch_market_chart(client, cfg, coin_id),
+            )
         ]
+        product = COINBASE_PRODUCTS.get(coin_id)
         if product is not None:
-            attempts.append(
-                (
-                    "Coinbase",
-                    lambda: coinbase.fetch_hourly(self.client, self.cfg, product, now=now),
+            chain.append(
+                SourceCall(
+                    "coinbase_hourly",
+                    "Coinbase hourly candles",
+                    lambda: coinbase.fetch_hourly(client, cfg, product, now=now),
                 )
             )
-        for label, fetch in attempts:
-            try:
-                async with asyncio.timeout(self.cfg.timeout_s):
-                    return await fetch()
-            except TimeoutError:
-                log.warning("chart prices %s %s: no answer in time", label, coin_id)
-            except SourceError as err:
-                log.warning("chart prices %s %s %s: %s", label, coin_id, err.kind, err.detail)
-            except Exception:  # a parser tripped on a shape we did not foresee
-                log.exception("chart prices %s %s: unexpected response", label, coin_id)
-        return None
+        prices, statuses = await self.runner.first(chain, self.clock())
+        if prices is None:
+            log.warning(
+                "chart prices %s: no source answered (%s)",
+                coin_id,
+                "; ".join(f"{s.label}: {s.reason}" for s in statuses),
+            )
+        return prices
 
 
 def _replay_prefix(explanation: Explanation) -> str:

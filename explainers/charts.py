@@ -29,7 +29,7 @@ from matplotlib.patches import FancyBboxPatch, Patch
 from matplotlib.ticker import FuncFormatter
 
 from explainers import formatting as fmt
-from explainers.chart_service import WINDOW
+from explainers.chart_window import WINDOW
 from explainers.drivers import BY_KEY, DRIVERS
 from explainers.models import (
     DriverResult,

@@ -289,8 +289,13 @@ async def test_coin_chart_compares_the_coin_with_btc() -> None:
     assert "SOL vs BTC, % change over 24 h" in words
 
 
+def no_backoff() -> Settings:
+    """Settings whose one retry of a failed source follows at once."""
+    return Settings(_env_file=None, sources=SourceSettings(retry_backoff_s=0.0))
+
+
 async def test_prices_failing_still_draw_a_chart_that_says_no_data() -> None:
-    settings = Settings(_env_file=None)
+    settings = no_backoff()
     upstream = Upstream()
     upstream.overrides.append(server_error_for("/market_chart"))
     async with upstream.client(settings) as client:
@@ -433,16 +438,56 @@ async def test_btc_prices_are_fetched_once_for_every_chart_of_a_refresh() -> Non
 
 
 async def test_btc_prices_that_failed_are_asked_again_by_the_next_chart() -> None:
-    settings = Settings(_env_file=None)
+    settings = no_backoff()
     upstream = Upstream()
     failing = [server_error_for("/market_chart")]
     upstream.overrides.append(lambda r: failing[0](r) if failing else None)
+    btc = "api.coingecko.com/api/v3/coins/bitcoin/market_chart"
     async with upstream.client(settings) as client:
         maker = await demo_maker(upstream, client, settings)
         await maker.sell_off()
+        assert upstream.calls[btc] == 2  # a 500 is retried once, as in a refresh
         failing.clear()
         await maker.sell_off("sol")
-    assert upstream.calls["api.coingecko.com/api/v3/coins/bitcoin/market_chart"] == 2
+    assert upstream.calls[btc] == 3
+
+
+async def test_chart_prices_from_a_refusing_source_are_not_asked_again_every_chart() -> None:
+    settings = no_backoff()
+    upstream = Upstream()
+    upstream.overrides.append(
+        lambda r: (
+            httpx.Response(451, json={"code": 0, "msg": "restricted location"})
+            if r.url.path.endswith("/market_chart")
+            else None
+        )
+    )
+    btc = "api.coingecko.com/api/v3/coins/bitcoin/market_chart"
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        await maker.sell_off()
+        assert upstream.calls[btc] == 1  # refused: not retried
+        upstream.advance(settings.refresh_interval_s + 1)
+        await maker.sell_off()
+    assert upstream.calls[btc] == 1  # left alone for the back-off, as the collector does
+
+
+async def test_chart_prices_do_not_wait_out_a_long_retry_after() -> None:
+    settings = no_backoff()
+    upstream = Upstream()
+    upstream.overrides.append(
+        lambda r: (
+            httpx.Response(429, headers={"Retry-After": "600"})
+            if r.url.path.endswith("/market_chart")
+            else None
+        )
+    )
+    async with upstream.client(settings) as client:
+        maker = await demo_maker(upstream, client, settings)
+        chart = await maker.sell_off("sol")
+    assert_drawn(chart.png)
+    assert upstream.calls["api.coingecko.com/api/v3/coins/solana/market_chart"] == 1
+    assert upstream.calls["api.coingecko.com/api/v3/coins/bitcoin/market_chart"] == 1
 
 
 async def test_an_alert_gets_the_market_chart_of_its_own_data() -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 
 from bot.config import Settings
+from explainers import source_table as source_table_module
+from explainers.collect import Collector
+from explainers.errors import SourceBlocked
+from explainers.models import FearGreed
 from explainers.settings import SourceSettings
+from explainers.source_table import FetchContext, SnapshotDraft, Source
+from explainers.sources import feargreed
 from tests.replay_helpers import Upstream
 
 
@@ -98,3 +105,60 @@ async def test_old_data_is_marked_stale() -> None:
     assert snapshot.statuses["farside"].state == "stale"
     assert snapshot.statuses["coingecko"].state == "stale"
     assert snapshot.statuses["rss_coindesk"].state == "ok"  # news has no regular cycle
+
+
+def test_sources_switched_off_are_planned_as_disabled_not_run() -> None:
+    collector = Collector(httpx.AsyncClient(), SourceSettings())
+    chains, disabled = collector.plan(datetime(2024, 8, 5, 8, tzinfo=UTC))
+    reasons = {s.source: (s.state, s.reason) for s in disabled}
+    assert reasons == {
+        "sosovalue": ("disabled", "no API key set"),
+        "binance": ("disabled", "off in settings"),
+        "bybit": ("disabled", "off in settings"),
+    }
+    planned = [source.key for chain in chains for source in chain]
+    assert not set(reasons) & set(planned)
+    assert [s.key for s in chains[0]] == ["coingecko", "coinbase_stats", "kraken"]
+    assert "okx_liquidations_sol" in planned and "rss_fed" in planned
+
+
+async def test_a_source_added_to_the_table_is_read_and_its_fallback_fills_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refused(ctx: FetchContext) -> FearGreed:
+        raise SourceBlocked("Other index", "refused from this location (HTTP 451)")
+
+    def put(draft: SnapshotDraft, value: FearGreed) -> None:
+        draft.fear_greed = value
+
+    extra = Source(
+        "other_fear",
+        "Other fear index",
+        fetch=refused,
+        apply=put,
+        fallbacks=(
+            Source(
+                "feargreed_again",
+                "Fear & Greed (again)",
+                fetch=lambda x: feargreed.fetch_fear_greed(x.client, x.cfg, 8),
+                apply=put,
+            ),
+        ),
+    )
+    table = [s for s in source_table_module.SOURCES if s.key != "feargreed"]
+    monkeypatch.setattr(source_table_module, "SOURCES", (*table, extra))
+    _, snapshot = await _collect(Upstream(), _settings())
+    assert "feargreed" not in snapshot.statuses
+    assert snapshot.statuses["other_fear"].state == "blocked"
+    assert snapshot.statuses["feargreed_again"].state == "ok"
+    assert snapshot.fear_greed is not None and snapshot.fear_greed.source == "alternative.me"
+
+
+async def test_liquidations_alone_read_one_feed_per_family() -> None:
+    upstream = Upstream()
+    settings = _settings()
+    async with upstream.client(settings) as client:
+        collector = Collector(client, settings.sources, clock=upstream.clock)
+        batches = await collector.collect_liquidations()
+    assert len(batches) == len(settings.sources.liquidation_families)
+    assert not any(path.startswith("api.alternative.me") for path in upstream.calls)

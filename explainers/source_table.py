@@ -1,0 +1,441 @@
+"""Every source a refresh reads, as one table: what to call, what stands in when it fails, how
+old its data may get, whether settings switch it on, and where its data goes in the snapshot.
+
+Adding a source is one `Source(...)` entry in `SOURCES` (or in a family such as `INDICES`): the
+collector plans, runs and applies it without further changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from explainers.drivers import HEADLINE_PATTERNS
+from explainers.models import (
+    Candles,
+    CutOdds,
+    EtfFlows,
+    FearGreed,
+    Funding,
+    GlobalMarket,
+    Headlines,
+    IndexQuote,
+    Liquidations,
+    Markets,
+    OpenInterest,
+    Snapshot,
+    SourceStatus,
+    SpotPrice,
+    Yields,
+)
+from explainers.settings import SourceSettings
+from explainers.source_runner import SourceCall
+from explainers.sources import (
+    binance,
+    bybit,
+    coinbase,
+    coingecko,
+    farside,
+    feargreed,
+    fred,
+    kraken,
+    news,
+    okx,
+    polymarket,
+    sosovalue,
+    stooq,
+    treasury,
+    yahoo,
+)
+
+T = TypeVar("T")
+
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class FetchContext:
+    """What a source's fetch may use: the shared client, the settings, the refresh's time."""
+
+    client: httpx.AsyncClient
+    cfg: SourceSettings
+    now: datetime
+
+
+@dataclass
+class SnapshotDraft:
+    """What a refresh has read so far; each source's `apply` puts its data in here."""
+
+    markets: Markets | None = None
+    global_market: GlobalMarket | None = None
+    btc_fallback: SpotPrice | None = None
+    eth_fallback: SpotPrice | None = None
+    coinbase_btc: Candles | None = None
+    okx_btc: Candles | None = None
+    liquidations: list[Liquidations] = field(default_factory=list)
+    open_interest: list[OpenInterest] = field(default_factory=list)
+    funding: list[Funding] = field(default_factory=list)
+    etf: EtfFlows | None = None
+    yields: Yields | None = None
+    cut_odds: CutOdds | None = None
+    indices: dict[str, IndexQuote] = field(default_factory=dict)
+    fear_greed: FearGreed | None = None
+    headline_batches: list[Headlines] = field(default_factory=list)
+
+    def snapshot(self, taken_at: datetime, statuses: dict[str, SourceStatus]) -> Snapshot:
+        return Snapshot(
+            taken_at=taken_at,
+            markets=self.markets,
+            global_market=self.global_market,
+            btc_fallback=self.btc_fallback,
+            eth_fallback=self.eth_fallback,
+            coinbase_btc=self.coinbase_btc,
+            okx_btc=self.okx_btc,
+            liquidations=self.liquidations,
+            open_interest=self.open_interest,
+            funding=self.funding,
+            etf=self.etf,
+            yields=self.yields,
+            cut_odds=self.cut_odds,
+            indices=self.indices,
+            fear_greed=self.fear_greed,
+            headlines=news.merge(self.headline_batches),
+            statuses=statuses,
+        )
+
+
+def _always(cfg: SourceSettings) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Source(Generic[T]):
+    """One upstream source: `fetch` reads it, `apply` puts what it read into the snapshot.
+
+    `fallbacks` are asked in order when it fails; the first that delivers fills the snapshot
+    through its own `apply`. A source `enabled` returns False for is not asked: its status says
+    "disabled" with `off_reason`.
+    """
+
+    key: str  # status key, e.g. "okx_liquidations_btc"
+    label: str  # shown to users, e.g. "OKX liquidations (BTC)"
+    fetch: Callable[[FetchContext], Awaitable[T]]
+    apply: Callable[[SnapshotDraft, T], None]
+    stale_after: timedelta | None = None  # None: the data has no regular cycle (news, liquidations)
+    timeout_s: float | None = None  # None: the settings' timeout_s
+    enabled: Callable[[SourceSettings], bool] = _always
+    off_reason: str = "off in settings"
+    fallbacks: tuple[Source[Any], ...] = ()
+
+    def chain(self) -> list[Source[Any]]:
+        """The source, then its fallbacks in the order they are asked."""
+        return [self, *(link for fallback in self.fallbacks for link in fallback.chain())]
+
+    def call(self, ctx: FetchContext) -> SourceCall[T]:
+        return SourceCall(
+            self.key, self.label, lambda: self.fetch(ctx), self.stale_after, self.timeout_s
+        )
+
+    def disabled_status(self) -> SourceStatus:
+        return SourceStatus(
+            source=self.key, label=self.label, state="disabled", reason=self.off_reason
+        )
+
+
+# --- where each source's data goes ---------------------------------------------------------
+
+
+def _markets(draft: SnapshotDraft, value: Markets) -> None:
+    draft.markets = value
+
+
+def _global_market(draft: SnapshotDraft, value: GlobalMarket) -> None:
+    draft.global_market = value
+
+
+def _spot_prices(draft: SnapshotDraft, value: tuple[SpotPrice, SpotPrice | None]) -> None:
+    draft.btc_fallback, draft.eth_fallback = value
+
+
+def _coinbase_btc(draft: SnapshotDraft, value: Candles) -> None:
+    draft.coinbase_btc = value
+
+
+def _okx_btc(draft: SnapshotDraft, value: Candles) -> None:
+    draft.okx_btc = value
+
+
+def _etf(draft: SnapshotDraft, value: EtfFlows) -> None:
+    draft.etf = value
+
+
+def _yields(draft: SnapshotDraft, value: Yields) -> None:
+    draft.yields = value
+
+
+def _cut_odds(draft: SnapshotDraft, value: CutOdds) -> None:
+    draft.cut_odds = value
+
+
+def _fear_greed(draft: SnapshotDraft, value: FearGreed) -> None:
+    draft.fear_greed = value
+
+
+def _open_interest(draft: SnapshotDraft, value: OpenInterest) -> None:
+    draft.open_interest.append(value)
+
+
+def _funding(draft: SnapshotDraft, value: Funding) -> None:
+    draft.funding.append(value)
+
+
+def _liquidations(draft: SnapshotDraft, value: Liquidations) -> None:
+    draft.liquidations.append(value)
+
+
+def _headlines(draft: SnapshotDraft, value: Headlines) -> None:
+    draft.headline_batches.append(value)
+
+
+def _index(key: yahoo.IndexKey) -> Callable[[SnapshotDraft, IndexQuote], None]:
+    def apply(draft: SnapshotDraft, value: IndexQuote) -> None:
+        draft.indices[key] = value
+
+    return apply
+
+
+# --- fetch helpers -------------------------------------------------------------------------
+
+
+def _btc_and_eth(
+    fetch: Callable[[FetchContext, str], Awaitable[SpotPrice]], btc: str, eth: str
+) -> Callable[[FetchContext], Awaitable[tuple[SpotPrice, SpotPrice | None]]]:
+    """BTC and ETH from one fallback venue; BTC is required, ETH is a bonus."""
+
+    async def run(ctx: FetchContext) -> tuple[SpotPrice, SpotPrice | None]:
+        btc_price, eth_price = await asyncio.gather(
+            fetch(ctx, btc), fetch(ctx, eth), return_exceptions=True
+        )
+        if isinstance(btc_price, BaseException):
+            raise btc_price
+        return btc_price, eth_price if isinstance(eth_price, SpotPrice) else None
+
+    return run
+
+
+def _has_sosovalue_key(cfg: SourceSettings) -> bool:
+    return cfg.sosovalue_api_key is not None
+
+
+def _binance_enabled(cfg: SourceSettings) -> bool:
+    return cfg.binance_enabled
+
+
+def _bybit_enabled(cfg: SourceSettings) -> bool:
+    return cfg.bybit_enabled
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+def _index_sources(key: yahoo.IndexKey, name: str) -> Source[IndexQuote]:
+    """One stock index: Yahoo, else Stooq."""
+    return Source(
+        f"yahoo_{key}",
+        f"Yahoo Finance {name}",
+        fetch=lambda x: yahoo.fetch_index(x.client, x.cfg, key),
+        apply=_index(key),
+        stale_after=4 * DAY,
+        fallbacks=(
+            Source(
+                f"stooq_{key}",
+                f"Stooq {name}",
+                fetch=lambda x: stooq.fetch_index(x.client, x.cfg, key, today=x.now.date()),
+                apply=_index(key),
+                stale_after=4 * DAY,
+            ),
+        ),
+    )
+
+
+#: the stock indices, one entry each
+INDICES: tuple[Source[IndexQuote], ...] = (
+    _index_sources("spx", "S&P 500"),
+    _index_sources("ndx", "Nasdaq"),
+)
+
+#: every source of a refresh but the per-family ones (liquidations, news feeds)
+SOURCES: tuple[Source[Any], ...] = (
+    Source(
+        "coingecko",
+        "CoinGecko markets",
+        fetch=lambda x: coingecko.fetch_markets(x.client, x.cfg),
+        apply=_markets,
+        stale_after=30 * MINUTE,
+        fallbacks=(
+            Source(
+                "coinbase_stats",
+                "Coinbase 24h stats",
+                fetch=_btc_and_eth(
+                    lambda x, p: coinbase.fetch_stats(x.client, x.cfg, p, now=x.now),
+                    "BTC-USD",
+                    "ETH-USD",
+                ),
+                apply=_spot_prices,
+                stale_after=30 * MINUTE,
+            ),
+            Source(
+                "kraken",
+                "Kraken ticker",
+                fetch=_btc_and_eth(
+                    lambda x, p: kraken.fetch_ticker(x.client, x.cfg, p, now=x.now),
+                    "XBTUSD",
+                    "ETHUSD",
+                ),
+                apply=_spot_prices,
+                stale_after=30 * MINUTE,
+            ),
+        ),
+    ),
+    Source(
+        "coingecko_global",
+        "CoinGecko global",
+        fetch=lambda x: coingecko.fetch_global(x.client, x.cfg),
+        apply=_global_market,
+        stale_after=30 * MINUTE,
+    ),
+    Source(
+        "coinbase",
+        "Coinbase BTC-USD candles",
+        fetch=lambda x: coinbase.fetch_candles(x.client, x.cfg, "BTC-USD", now=x.now),
+        apply=_coinbase_btc,
+        stale_after=10 * MINUTE,
+    ),
+    Source(
+        "okx_candles",
+        "OKX BTC-USDT candles",
+        fetch=lambda x: okx.fetch_candles(x.client, x.cfg, "BTC-USDT"),
+        apply=_okx_btc,
+        stale_after=10 * MINUTE,
+    ),
+    Source(
+        "okx_open_interest",
+        "OKX open interest",
+        fetch=lambda x: okx.fetch_open_interest(x.client, x.cfg, "BTC-USDT-SWAP"),
+        apply=_open_interest,
+        stale_after=30 * MINUTE,
+    ),
+    Source(
+        "okx_funding",
+        "OKX funding",
+        fetch=lambda x: okx.fetch_funding(x.client, x.cfg, "BTC-USDT-SWAP", now=x.now),
+        apply=_funding,
+        stale_after=12 * HOUR,
+    ),
+    Source(
+        "farside",
+        "Farside ETF flows",
+        fetch=lambda x: farside.fetch_etf_flows(x.client, x.cfg),
+        apply=_etf,
+        stale_after=4 * DAY,
+        fallbacks=(
+            Source(
+                "sosovalue",
+                "SoSoValue ETF flows",
+                fetch=lambda x: sosovalue.fetch_etf_flows(x.client, x.cfg),
+                apply=_etf,
+                stale_after=4 * DAY,
+                enabled=_has_sosovalue_key,
+                off_reason="no API key set",
+            ),
+        ),
+    ),
+    Source(
+        "treasury",
+        "US Treasury yields",
+        fetch=lambda x: treasury.fetch_yields(x.client, x.cfg, x.now.date()),
+        apply=_yields,
+        stale_after=5 * DAY,
+        fallbacks=(
+            Source(
+                "fred",
+                "FRED yields",
+                fetch=lambda x: fred.fetch_yields(x.client, x.cfg, today=x.now.date()),
+                apply=_yields,
+                stale_after=5 * DAY,
+            ),
+        ),
+    ),
+    Source(
+        "polymarket",
+        "Polymarket Fed odds",
+        fetch=lambda x: polymarket.fetch_cut_odds(x.client, x.cfg, x.now),
+        apply=_cut_odds,
+        stale_after=DAY,
+    ),
+    Source(
+        "feargreed",
+        "Fear & Greed",
+        fetch=lambda x: feargreed.fetch_fear_greed(x.client, x.cfg, 8),
+        apply=_fear_greed,
+        stale_after=2 * DAY,
+    ),
+    *INDICES,
+    Source(
+        "binance",
+        "Binance open interest",
+        fetch=lambda x: binance.fetch_open_interest(x.client, x.cfg, "BTCUSDT"),
+        apply=_open_interest,
+        stale_after=30 * MINUTE,
+        enabled=_binance_enabled,
+    ),
+    Source(
+        "bybit",
+        "Bybit open interest",
+        fetch=lambda x: bybit.fetch_open_interest(x.client, x.cfg, "BTCUSDT"),
+        apply=_open_interest,
+        stale_after=30 * MINUTE,
+        enabled=_bybit_enabled,
+    ),
+)
+
+
+def _liquidation_source(family: str) -> Source[Liquidations]:
+    coin = family.split("-")[0]
+    return Source(
+        f"okx_liquidations_{coin.lower()}",
+        f"OKX liquidations ({coin})",
+        fetch=lambda x: okx.fetch_liquidations(x.client, x.cfg, family, x.now),
+        apply=_liquidations,
+    )
+
+
+def liquidation_sources(cfg: SourceSettings) -> list[Source[Liquidations]]:
+    """OKX liquidations, one entry per swap family in the settings (e.g. "BTC-USDT")."""
+    return [_liquidation_source(family) for family in cfg.liquidation_families]
+
+
+def _news_source(feed: news.Feed) -> Source[Headlines]:
+    return Source(
+        f"rss_{feed.key}",
+        feed.label,
+        fetch=lambda x: news.fetch_feed(x.client, feed, HEADLINE_PATTERNS),
+        apply=_headlines,
+    )
+
+
+def news_sources(cfg: SourceSettings) -> list[Source[Headlines]]:
+    """One entry per news feed in the settings."""
+    return [_news_source(feed) for feed in news.feeds(cfg)]
+
+
+def source_table(cfg: SourceSettings) -> list[Source[Any]]:
+    """Every source a full refresh reads with these settings, in the order they are listed."""
+    return [*SOURCES, *liquidation_sources(cfg), *news_sources(cfg)]
