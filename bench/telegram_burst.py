@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 from bot.alerts import AlertSettings
 from bot.config import Settings
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
+from bot.telegram.bot import TelegramFrontend
 from tests.replay_helpers import Upstream
 from tests.telegram_harness.client import Chat, TelegramTestClient, User
 from tests.telegram_harness.layer import CompatLayer

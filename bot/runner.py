@@ -101,7 +101,7 @@ def frontends(
     """A front-end for each platform whose token is set (imported only when needed)."""
     result: list[Frontend] = []
     if settings.telegram_token is not None:
-        from bot.telegram_bot import TelegramFrontend
+        from bot.telegram.bot import TelegramFrontend
 
         result.append(
             TelegramFrontend(
@@ -117,7 +117,7 @@ def frontends(
             )
         )
     if settings.discord_token is not None:
-        from bot.discord_bot import DiscordFrontend
+        from bot.discord.bot import DiscordFrontend
 
         result.append(
             DiscordFrontend(

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from bot.alerts import AlertSettings
 from bot.config import Settings
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
+from bot.telegram.bot import TelegramFrontend
 from explainers.chart_service import ChartMaker
 from explainers.service import Explainer
 from tests.replay_helpers import Upstream

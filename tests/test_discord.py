@@ -27,7 +27,7 @@ from bot.delivery import (
     RetryAfter,
     TransientDeliveryError,
 )
-from bot.discord_bot import DiscordFrontend, intents
+from bot.discord.bot import DiscordFrontend, intents
 from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
 from explainers import render
 from explainers.errors import UnknownCoin

@@ -23,7 +23,7 @@ from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies
 from bot.config import Settings
 from bot.delivery import AlertMessage, PermanentDeliveryError
-from bot.discord_bot import DiscordFrontend
+from bot.discord.bot import DiscordFrontend
 from bot.store import Store
 from explainers import charts
 from explainers.chart_service import ChartMaker

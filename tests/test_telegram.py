@@ -19,8 +19,8 @@ from bot.delivery import (
     TransientDeliveryError,
 )
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
-from bot.telegram_chat import fit
+from bot.telegram.bot import TelegramFrontend
+from bot.telegram.chat import fit
 from bot.throttle import Throttle
 from explainers.models import Explanation
 from explainers.render import TELEGRAM_LIMIT

@@ -15,7 +15,7 @@ from bot.commands import Replies
 from bot.config import Settings
 from bot.delivery import AlertMessage
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
+from bot.telegram.bot import TelegramFrontend
 from explainers import charts as drawing
 from explainers.chart_service import Chart, ChartMaker
 from explainers.errors import ChartUnavailable

@@ -29,7 +29,7 @@ from bot.delivery import (
     TransientDeliveryError,
 )
 from bot.store import Store, Subscription
-from bot.telegram_chat import caption
+from bot.telegram.chat import caption
 from explainers import render
 from explainers.chart_service import Chart, ChartMaker
 from explainers.render import TELEGRAM_LIMIT

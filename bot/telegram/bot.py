@@ -39,8 +39,8 @@ from telegram.ext import (
 from bot.alerts import AlertSettings
 from bot.commands import Replies, UsageError, command, commands_for, parse_min_drivers
 from bot.store import Store
-from bot.telegram_chat import caption, fit, may_manage, sender, target, where
-from bot.telegram_notifier import NO_PREVIEW, TelegramNotifier
+from bot.telegram.chat import caption, fit, may_manage, sender, target, where
+from bot.telegram.notifier import NO_PREVIEW, TelegramNotifier
 from bot.throttle import Throttle
 from explainers import render
 from explainers.chart_service import ChartMaker

@@ -18,7 +18,7 @@ from discord import app_commands
 
 from bot.alerts import AlertSettings
 from bot.commands import Replies, UsageError
-from bot.discord_notifier import alert_embed, chart_file, show_image
+from bot.discord.notifier import alert_embed, chart_file, show_image
 from bot.store import Store
 from bot.throttle import Throttle
 from explainers.errors import ChartUnavailable, CoinDataUnavailable, UnknownCoin

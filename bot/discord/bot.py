@@ -20,8 +20,8 @@ from pydantic import SecretStr
 from bot.alerts import AlertSettings
 from bot.commands import Command, Replies, commands_for, parse_min_drivers
 from bot.delivery import Notifier
-from bot.discord_notifier import DiscordNotifier
-from bot.discord_views import (
+from bot.discord.notifier import DiscordNotifier
+from bot.discord.views import (
     ETF_SUBJECT,
     ChartButton,
     DiscordContext,
