@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from bot.actions import Actions
 from bot.alerts import AlertSettings
 from bot.config import Settings
 from bot.store import Store
@@ -66,14 +67,17 @@ async def burst(chats: int) -> None:
             with Store(Path(tmp) / "whydown.db") as store:
                 async with upstream.client(settings) as http:
                     explainer = upstream.explainer(http, settings, history=store)
-                    frontend = TelegramFrontend(
-                        token=SecretStr(token),
-                        api_url=emulator.base_url,
-                        file_url=emulator.base_file_url,
-                        explainer=explainer,
-                        store=store,
+                    actions = Actions(
+                        explainer,
+                        store,
                         thresholds=settings.thresholds,
                         alert_settings=AlertSettings(),
+                    )
+                    frontend = TelegramFrontend(
+                        token=SecretStr(token),
+                        actions=actions,
+                        api_url=emulator.base_url,
+                        file_url=emulator.base_file_url,
                         application_builder=emulator.application_builder(),
                     )
                     async with polling(frontend.application):

@@ -18,6 +18,7 @@ import simcord
 from discord import app_commands
 from pydantic import SecretStr
 
+from bot.actions import Actions, UnknownCoin
 from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies, commands_for
 from bot.config import Settings
@@ -29,8 +30,8 @@ from bot.delivery import (
 )
 from bot.discord.bot import DiscordFrontend, intents
 from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
+from explainers import errors as core
 from explainers import render
-from explainers.errors import UnknownCoin
 from explainers.service import Explainer
 from tests.alert_fakes import ManualClock
 from tests.discord_helpers import (
@@ -91,14 +92,14 @@ def frontend(
     upstream: Upstream,
     alert_settings: AlertSettings,
 ) -> DiscordFrontend:
-    return DiscordFrontend(
-        token=SecretStr("never-sent-offline"),
-        explainer=explainer,
-        store=store,
+    actions = Actions(
+        explainer,
+        store,
         thresholds=settings.thresholds,
         alert_settings=alert_settings,
         clock=upstream.clock,
     )
+    return DiscordFrontend(token=SecretStr("never-sent-offline"), actions=actions)
 
 
 @pytest.fixture
@@ -190,10 +191,11 @@ async def test_why_for_an_unknown_coin_offers_close_matches(simcord_env: simcord
         "CoinGecko id). Did you mean solana, SOL, SAND?"
     )
     assert not result.response.embeds
-    # the tree's one error handler translated the core's exception into that reply
+    # the tree's one error handler translated the action's refusal into that reply
     [error] = simcord_env.errors
     assert isinstance(error, app_commands.CommandInvokeError)
     assert isinstance(error.original, UnknownCoin)
+    assert isinstance(error.original.__cause__, core.UnknownCoin)  # the core's, chained
 
 
 async def test_refresh_button_edits_the_answer_at_most_once_per_channel_per_30_s(
@@ -519,14 +521,15 @@ async def test_commands_sync_to_one_guild_when_a_guild_id_is_set(
     explainer: Explainer, store: Store, settings: Settings, upstream: Upstream
 ) -> None:
     guild_id = 1456074443980800555
-    frontend = DiscordFrontend(
-        token=SecretStr("never-sent-offline"),
-        explainer=explainer,
-        store=store,
+    actions = Actions(
+        explainer,
+        store,
         thresholds=settings.thresholds,
         alert_settings=AlertSettings(),
-        guild_id=guild_id,
         clock=upstream.clock,
+    )
+    frontend = DiscordFrontend(
+        token=SecretStr("never-sent-offline"), actions=actions, guild_id=guild_id
     )
     env = simcord.Env(frontend.client)
     guild = env.create_guild("Testing", id=guild_id)  # exists before the bot logs in and syncs

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
+from bot.actions import Actions
 from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies, commands_for
 from bot.config import Settings
@@ -627,12 +628,12 @@ async def test_a_failing_handler_gives_a_brief_reply_without_the_error(
 async def test_the_bot_api_url_setting_is_enough_to_reach_the_server(
     telegram_emulator: TelegramEmulator, explainer: Explainer, store: Store, settings: Settings
 ) -> None:
+    actions = Actions(
+        explainer, store, thresholds=settings.thresholds, alert_settings=AlertSettings()
+    )
     frontend = TelegramFrontend(
         token=SecretStr(telegram_emulator.token),
-        explainer=explainer,
-        store=store,
-        thresholds=settings.thresholds,
-        alert_settings=AlertSettings(),
+        actions=actions,
         api_url=telegram_emulator.base_url,
         file_url=telegram_emulator.base_file_url,
     )
