@@ -225,6 +225,9 @@ async def test_refresh_button_edits_the_answer_at_most_once_per_channel_per_30_s
 
     assert too_soon.ephemeral and too_soon.response is not None
     assert too_soon.response.content == REPLIES.refresh_throttled(1, 30)
+    assert too_soon.response.content.startswith(
+        "This channel refreshed an answer moments ago: one refresh per channel every 30 s."
+    )
     assert sum(upstream.calls.values()) == calls
 
     upstream.advance(1)
@@ -267,6 +270,7 @@ async def test_subscribe_needs_manage_channels(
 
     assert refused.ephemeral and refused.response is not None
     assert refused.response.content == REPLIES.admins_only()
+    assert refused.response.content.startswith("Only members with the Manage Channels permission")
     assert store.get_subscription("discord", str(s.channel.id), None) is None
     assert len(simcord_env.errors) == 1  # the refusal went through the tree's error handler
 
@@ -316,6 +320,7 @@ async def test_subscription_commands_need_a_server(simcord_env: simcord.Env, sto
 
     assert result.ephemeral and result.response is not None
     assert result.response.content == REPLIES.server_only()
+    assert "this command works in a server, not in direct messages" in result.response.content
     assert store.subscriptions(active_only=False) == []
     assert len(simcord_env.errors) == 1
 
@@ -420,6 +425,7 @@ async def test_notifier_sends_the_eased_note_and_translates_discord_errors(
     message = s.channel.last_message
     assert message is not None
     assert message.content == REPLIES.eased(explanation)
+    assert message.content.startswith("**Pressure has eased**: ")
     assert message.content.startswith("**Pressure has eased**: Crypto is down")
 
     cases: list[tuple[int, type[Exception]]] = [
@@ -504,6 +510,7 @@ async def test_a_failure_is_logged_and_answered_briefly_without_its_text(
 
     assert result.response is not None
     assert result.response.content == REPLIES.failed()
+    assert result.response.content.startswith("Something went wrong while answering.")
     assert "SECRET" not in result.response.content
     [record] = caplog.records
     assert record.getMessage().startswith(f"/why (user {s.member.id}, guild {s.guild.id}")

@@ -278,6 +278,9 @@ async def test_without_charts_chart_says_so_only_to_the_asker(
 
     assert result.ephemeral and result.response is not None
     assert result.response.content == REPLIES.chart_unavailable()
+    assert result.response.content == (
+        "I couldn't draw the chart this time. /why has the answer in words."
+    )
     assert why.response is not None
     assert button_labels(why.response.components) == ["Refresh", "Drivers"]
 
@@ -320,6 +323,9 @@ async def test_chart_button_posts_the_answers_chart_at_most_once_per_channel_per
 
     assert too_soon.ephemeral and too_soon.response is not None
     assert too_soon.response.content == REPLIES.button_throttled(1, 30)
+    assert too_soon.response.content == (
+        "Done a moment ago: this button works once per chat every 30 s. Try again in 1 s."
+    )
 
     # the Refresh button has its own slot: a chart did not use it up
     refreshed = await s.manager.click(answer.response, label="Refresh")
