@@ -27,10 +27,11 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from bot.actions import Actions
 from bot.alerts import AlertSettings
 from bot.config import Settings
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
+from bot.telegram.bot import TelegramFrontend
 from tests.replay_helpers import Upstream
 from tests.telegram_harness.client import Chat, TelegramTestClient, User
 from tests.telegram_harness.layer import CompatLayer
@@ -66,14 +67,17 @@ async def burst(chats: int) -> None:
             with Store(Path(tmp) / "whydown.db") as store:
                 async with upstream.client(settings) as http:
                     explainer = upstream.explainer(http, settings, history=store)
-                    frontend = TelegramFrontend(
-                        token=SecretStr(token),
-                        api_url=emulator.base_url,
-                        file_url=emulator.base_file_url,
-                        explainer=explainer,
-                        store=store,
+                    actions = Actions(
+                        explainer,
+                        store,
                         thresholds=settings.thresholds,
                         alert_settings=AlertSettings(),
+                    )
+                    frontend = TelegramFrontend(
+                        token=SecretStr(token),
+                        actions=actions,
+                        api_url=emulator.base_url,
+                        file_url=emulator.base_file_url,
                         application_builder=emulator.application_builder(),
                     )
                     async with polling(frontend.application):

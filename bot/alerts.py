@@ -1,6 +1,6 @@
 """The alert rule, cooldown and escalation, and the engine that records alerts and fans them out.
 
-The rule (DESIGN.md, "The alert rule"): alert a subscription when the market is down (the core's
+The rule: alert a subscription when the market is down (the core's
 verdict) and at least its minimum number of drivers fire together; then stay quiet for its
 cooldown unless more drivers fire than at its last alert or the drop deepens by
 `escalation_drop_pts`. Every alert and its deliveries are written in one transaction before any

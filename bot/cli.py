@@ -10,33 +10,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot import logs
+from bot.actions import ActionError, ChartUnavailable, answer, draw
+from bot.commands import Replies
 from bot.config import Settings
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
 from explainers import render
-from explainers.chart_service import Chart, ChartMaker
-from explainers.errors import ChartUnavailable, CoinDataUnavailable, UnknownCoin
+from explainers.chart_service import ChartMaker
 from explainers.replay import Scenario
 from explainers.service import Explainer
 
 EXIT_BAD_INPUT = 2
 DEMO_CHART = "whydown-demo-chart.png"
+TERMINAL = Replies(None, "text")  # the bots' replies, as plain text, for no chat platform
 
 
-def _refused(err: UnknownCoin | CoinDataUnavailable, coin: str | None) -> int:
-    """Say why a coin was refused; return the exit code."""
-    if isinstance(err, UnknownCoin):
-        message = render.message("unknown_coin", query=err.query, suggestions=err.suggestions)
-        print(message, file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(render.message("coin_data_unavailable", query=coin), file=sys.stderr)
-    return 1
+def _refused(err: ActionError) -> int:
+    """Say why on stderr, as the bots would; the exit code: 2 for bad input, 1 for an outage."""
+    if isinstance(err, ChartUnavailable):  # /why's advice means nothing here
+        print(f"No chart: {err.reason or 'it could not be drawn'}.", file=sys.stderr)
+    else:
+        print(err.reply(TERMINAL), file=sys.stderr)
+    return 1 if err.outage else EXIT_BAD_INPUT
 
 
 async def _answer(explainer: Explainer, coin: str | None, as_json: bool, settings: Settings) -> int:
     try:
-        explanation = await explainer.explain(coin)
-    except (UnknownCoin, CoinDataUnavailable) as err:
-        return _refused(err, coin)
+        explanation = await answer(explainer, coin)
+    except ActionError as err:
+        return _refused(err)
     if as_json:
         print(explanation.model_dump_json(indent=2))
     else:
@@ -53,14 +54,9 @@ async def cmd_why(args: argparse.Namespace, settings: Settings) -> int:
 async def _write_chart(maker: ChartMaker, what: str | None, path: Path) -> int:
     """Draw the chart for `what` (a coin, "etf", or None for the market) into `path`."""
     try:
-        chart: Chart = await (
-            maker.etf() if what and what.lower() == "etf" else maker.sell_off(what)
-        )
-    except (UnknownCoin, CoinDataUnavailable) as err:
-        return _refused(err, what)
-    except ChartUnavailable as err:
-        print(f"No chart: {err}.", file=sys.stderr)
-        return 1
+        chart = (await draw(maker, what)).chart
+    except ActionError as err:
+        return _refused(err)
     path.write_bytes(chart.png)
     print(f"Chart: {path.resolve()}")
     return 0

@@ -1,7 +1,7 @@
 """The one registry of commands: both front-ends register from it, and /help lists it.
 
-Also the platform-neutral parsing and replies behind each command, so a front-end only parses
-its platform's update, calls these, and sends what they return.
+Also the replies behind each command, in each platform's markup: a front-end calls a use case of
+bot.actions and renders its result (or its refusal) with these.
 """
 
 from __future__ import annotations
@@ -9,13 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, AlertSummary, Subscription
+from bot.store import (
+    MIN_DRIVERS_HIGHEST,
+    MIN_DRIVERS_LOWEST,
+    AlertSummary,
+    Platform,
+    Subscription,
+)
 from explainers import render
 from explainers.models import Explanation
 from explainers.render import Flavour
 from explainers.settings import Thresholds
 
-Platform = str
 BOTH: frozenset[Platform] = frozenset({"telegram", "discord"})
 
 
@@ -39,10 +44,10 @@ class Command:
     platforms: frozenset[Platform] = BOTH
     admin_only: bool = False  # group admins on Telegram, Manage Channels on Discord
 
-    def args_for(self, platform: Platform) -> tuple[Argument, ...]:
+    def args_for(self, platform: Platform | None) -> tuple[Argument, ...]:
         return tuple(a for a in self.arguments if platform in a.platforms)
 
-    def usage(self, platform: Platform) -> str:
+    def usage(self, platform: Platform | None) -> str:
         args = "".join(f" [{a.shown}]" for a in self.args_for(platform))
         return f"/{self.name}{args}"
 
@@ -85,7 +90,8 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def commands_for(platform: Platform) -> list[Command]:
+def commands_for(platform: Platform | None) -> list[Command]:
+    """The commands of a platform (None: the terminal, which has no chat commands)."""
     return [c for c in COMMANDS if platform in c.platforms]
 
 
@@ -93,34 +99,11 @@ def command(name: str) -> Command:
     return next(c for c in COMMANDS if c.name == name)
 
 
-class UsageError(ValueError):
-    """A command's arguments were wrong; str() is the reply."""
-
-
-def parse_min_drivers(raw: str | int | None, default: int, platform: Platform) -> int:
-    """The subscription's minimum number of drivers, or a UsageError with the usage line."""
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        value = None
-    if value is None or not MIN_DRIVERS_LOWEST <= value <= MIN_DRIVERS_HIGHEST:
-        raise UsageError(
-            render.message(
-                "usage",
-                line=command("subscribe").usage(platform),
-                problem=f"min_drivers must be a whole number from {MIN_DRIVERS_LOWEST} to {MIN_DRIVERS_HIGHEST}.",
-            )
-        )
-    return value
-
-
 @dataclass
 class Replies:
-    """The replies of one platform, in its markup flavour."""
+    """The replies of one platform (None: the terminal), in its markup flavour."""
 
-    platform: Platform
+    platform: Platform | None
     flavour: Flavour
     default_cooldown_s: int = 6 * 3600
     thresholds: Thresholds = field(default_factory=Thresholds)

@@ -5,7 +5,6 @@ scheduler, the alert engine and whichever chat front-ends have a token.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import signal
@@ -16,10 +15,11 @@ from typing import Protocol
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.actions import Actions
 from bot.alerts import AlertEngine
 from bot.config import Settings
 from bot.delivery import FanOutReport, Notifier
-from bot.store import SCHEMA_VERSION, AlreadyRunning, Store
+from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
@@ -73,8 +73,13 @@ def demo_client(settings: Settings, scenario: Scenario) -> httpx.AsyncClient:
 
 
 class Frontend(Protocol):
-    platform: str
-    notifier: Notifier
+    """A chat front-end as the runner sees it: its platform, its alert notifier, its lifecycle."""
+
+    @property
+    def platform(self) -> Platform: ...
+
+    @property
+    def notifier(self) -> Notifier: ...
 
     async def start(self) -> None: ...
 
@@ -91,44 +96,27 @@ def missing_tokens_message() -> str:
     )
 
 
-def frontends(
-    settings: Settings,
-    explainer: Explainer,
-    store: Store,
-    charts: ChartMaker,
-    clock: Callable[[], datetime],
-) -> list[Frontend]:
-    """A front-end for each platform whose token is set (imported only when needed)."""
+def frontends(settings: Settings, actions: Actions) -> list[Frontend]:
+    """A front-end for each platform whose token is set (imported only when needed), all calling
+    the one set of actions."""
     result: list[Frontend] = []
     if settings.telegram_token is not None:
-        from bot.telegram_bot import TelegramFrontend
+        from bot.telegram.bot import TelegramFrontend
 
         result.append(
             TelegramFrontend(
                 token=settings.telegram_token,
-                explainer=explainer,
-                store=store,
-                thresholds=settings.thresholds,
-                alert_settings=settings.alerts,
+                actions=actions,
                 api_url=settings.telegram_api_url,
                 file_url=settings.telegram_file_url,
-                clock=clock,
-                charts=charts,
             )
         )
     if settings.discord_token is not None:
-        from bot.discord_bot import DiscordFrontend
+        from bot.discord.bot import DiscordFrontend
 
         result.append(
             DiscordFrontend(
-                token=settings.discord_token,
-                explainer=explainer,
-                store=store,
-                thresholds=settings.thresholds,
-                alert_settings=settings.alerts,
-                guild_id=settings.discord_guild_id,
-                clock=clock,
-                charts=charts,
+                token=settings.discord_token, actions=actions, guild_id=settings.discord_guild_id
             )
         )
     return result
@@ -252,7 +240,15 @@ async def _serve(
         )
         # one chart maker for both platforms: a chart is drawn once per refresh and resent
         charts = ChartMaker(explainer, client, settings.sources, clock=clock)
-        fronts = frontends(settings, explainer, store, charts, clock)
+        actions = Actions(
+            explainer,
+            store,
+            thresholds=settings.thresholds,
+            alert_settings=settings.alerts,
+            charts=charts,
+            clock=clock,
+        )
+        fronts = frontends(settings, actions)
         engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
         jobs = Jobs(explainer, store, engine)
         scheduler = scheduler_for(jobs, settings)
@@ -271,8 +267,7 @@ async def _serve(
                         type(err).__name__,
                         err,
                     )
-                    with contextlib.suppress(Exception):
-                        await front.stop()  # whatever it opened before failing
+                    await _stop(front)  # whatever it opened before failing
                     return EXIT_START_FAILED
                 started.append(front)
                 log.info("%s front-end started", front.platform)
@@ -298,9 +293,16 @@ async def _serve(
             if jobs.fanouts:
                 await asyncio.wait(jobs.fanouts)
             for front in reversed(started):
-                with contextlib.suppress(Exception):
-                    await front.stop()
+                await _stop(front)
     return 0
+
+
+async def _stop(front: Frontend) -> None:
+    """Stop a front-end; one that fails to stop is logged, and the others still stop."""
+    try:
+        await front.stop()
+    except Exception:
+        log.exception("the %s front-end did not stop cleanly", front.platform)
 
 
 def _log_resume_failure(task: asyncio.Task[FanOutReport]) -> None:

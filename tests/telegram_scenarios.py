@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from bot.actions import Actions
 from bot.alerts import AlertSettings
 from bot.config import Settings
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
+from bot.telegram.bot import TelegramFrontend
 from explainers.chart_service import ChartMaker
 from explainers.service import Explainer
 from tests.replay_helpers import Upstream
@@ -118,15 +119,18 @@ def make_frontend(
     charts: ChartMaker | None,
 ) -> TelegramFrontend:
     """The real front-end wired to the emulator, the replayed upstream and a real store."""
-    return TelegramFrontend(
-        token=SecretStr(emulator.token),
-        explainer=explainer,
-        store=store,
+    actions = Actions(
+        explainer,
+        store,
         thresholds=settings.thresholds,
         alert_settings=AlertSettings(),
+        charts=charts,
+        clock=upstream.clock,
+    )
+    return TelegramFrontend(
+        token=SecretStr(emulator.token),
+        actions=actions,
         api_url=emulator.base_url,
         file_url=emulator.base_file_url,
-        clock=upstream.clock,
         application_builder=emulator.application_builder(),
-        charts=charts,
     )

@@ -18,6 +18,7 @@ import simcord
 from discord import app_commands
 from pydantic import SecretStr
 
+from bot.actions import Actions, UnknownCoin
 from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies, commands_for
 from bot.config import Settings
@@ -27,10 +28,10 @@ from bot.delivery import (
     RetryAfter,
     TransientDeliveryError,
 )
-from bot.discord_bot import DiscordFrontend, intents
+from bot.discord.bot import DiscordFrontend, intents
 from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
+from explainers import errors as core
 from explainers import render
-from explainers.errors import UnknownCoin
 from explainers.service import Explainer
 from tests.alert_fakes import ManualClock
 from tests.discord_helpers import (
@@ -91,14 +92,14 @@ def frontend(
     upstream: Upstream,
     alert_settings: AlertSettings,
 ) -> DiscordFrontend:
-    return DiscordFrontend(
-        token=SecretStr("never-sent-offline"),
-        explainer=explainer,
-        store=store,
+    actions = Actions(
+        explainer,
+        store,
         thresholds=settings.thresholds,
         alert_settings=alert_settings,
         clock=upstream.clock,
     )
+    return DiscordFrontend(token=SecretStr("never-sent-offline"), actions=actions)
 
 
 @pytest.fixture
@@ -190,10 +191,11 @@ async def test_why_for_an_unknown_coin_offers_close_matches(simcord_env: simcord
         "CoinGecko id). Did you mean solana, SOL, SAND?"
     )
     assert not result.response.embeds
-    # the tree's one error handler translated the core's exception into that reply
+    # the tree's one error handler translated the action's refusal into that reply
     [error] = simcord_env.errors
     assert isinstance(error, app_commands.CommandInvokeError)
     assert isinstance(error.original, UnknownCoin)
+    assert isinstance(error.original.__cause__, core.UnknownCoin)  # the core's, chained
 
 
 async def test_refresh_button_edits_the_answer_at_most_once_per_channel_per_30_s(
@@ -223,6 +225,9 @@ async def test_refresh_button_edits_the_answer_at_most_once_per_channel_per_30_s
 
     assert too_soon.ephemeral and too_soon.response is not None
     assert too_soon.response.content == REPLIES.refresh_throttled(1, 30)
+    assert too_soon.response.content.startswith(
+        "This channel refreshed an answer moments ago: one refresh per channel every 30 s."
+    )
     assert sum(upstream.calls.values()) == calls
 
     upstream.advance(1)
@@ -265,6 +270,7 @@ async def test_subscribe_needs_manage_channels(
 
     assert refused.ephemeral and refused.response is not None
     assert refused.response.content == REPLIES.admins_only()
+    assert refused.response.content.startswith("Only members with the Manage Channels permission")
     assert store.get_subscription("discord", str(s.channel.id), None) is None
     assert len(simcord_env.errors) == 1  # the refusal went through the tree's error handler
 
@@ -314,6 +320,7 @@ async def test_subscription_commands_need_a_server(simcord_env: simcord.Env, sto
 
     assert result.ephemeral and result.response is not None
     assert result.response.content == REPLIES.server_only()
+    assert "this command works in a server, not in direct messages" in result.response.content
     assert store.subscriptions(active_only=False) == []
     assert len(simcord_env.errors) == 1
 
@@ -418,6 +425,7 @@ async def test_notifier_sends_the_eased_note_and_translates_discord_errors(
     message = s.channel.last_message
     assert message is not None
     assert message.content == REPLIES.eased(explanation)
+    assert message.content.startswith("**Pressure has eased**: ")
     assert message.content.startswith("**Pressure has eased**: Crypto is down")
 
     cases: list[tuple[int, type[Exception]]] = [
@@ -502,6 +510,7 @@ async def test_a_failure_is_logged_and_answered_briefly_without_its_text(
 
     assert result.response is not None
     assert result.response.content == REPLIES.failed()
+    assert result.response.content.startswith("Something went wrong while answering.")
     assert "SECRET" not in result.response.content
     [record] = caplog.records
     assert record.getMessage().startswith(f"/why (user {s.member.id}, guild {s.guild.id}")
@@ -519,14 +528,15 @@ async def test_commands_sync_to_one_guild_when_a_guild_id_is_set(
     explainer: Explainer, store: Store, settings: Settings, upstream: Upstream
 ) -> None:
     guild_id = 1456074443980800555
-    frontend = DiscordFrontend(
-        token=SecretStr("never-sent-offline"),
-        explainer=explainer,
-        store=store,
+    actions = Actions(
+        explainer,
+        store,
         thresholds=settings.thresholds,
         alert_settings=AlertSettings(),
-        guild_id=guild_id,
         clock=upstream.clock,
+    )
+    frontend = DiscordFrontend(
+        token=SecretStr("never-sent-offline"), actions=actions, guild_id=guild_id
     )
     env = simcord.Env(frontend.client)
     guild = env.create_guild("Testing", id=guild_id)  # exists before the bot logs in and syncs

@@ -19,15 +19,15 @@ import simcord
 from discord import app_commands
 from pydantic import SecretStr
 
+from bot.actions import Actions, ChartUnavailable, UnknownCoin
 from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies
 from bot.config import Settings
 from bot.delivery import AlertMessage, PermanentDeliveryError
-from bot.discord_bot import DiscordFrontend
+from bot.discord.bot import DiscordFrontend
 from bot.store import Store
 from explainers import charts
 from explainers.chart_service import ChartMaker
-from explainers.errors import UnknownCoin
 from explainers.render import escape_markdown
 from explainers.service import Explainer
 from tests.alert_fakes import ManualClock
@@ -91,15 +91,15 @@ def make_frontend(
     upstream: Upstream,
     charts: ChartMaker | None,
 ) -> DiscordFrontend:
-    return DiscordFrontend(
-        token=SecretStr("never-sent-offline"),
-        explainer=explainer,
-        store=store,
+    actions = Actions(
+        explainer,
+        store,
         thresholds=settings.thresholds,
         alert_settings=AlertSettings(),
-        clock=upstream.clock,
         charts=charts,
+        clock=upstream.clock,
     )
+    return DiscordFrontend(token=SecretStr("never-sent-offline"), actions=actions)
 
 
 @pytest.fixture
@@ -246,7 +246,10 @@ async def test_a_drawing_failure_is_answered_once_in_words(
     )
     assert not result.response.embeds and not result.response.attachments
     assert "renderer exploded" not in result.response.content
-    assert simcord_env.errors == []  # handled where it happened, not as a command failure
+    # a refusal, answered by the tree's one error handler: not logged as a failure
+    [refused] = simcord_env.errors
+    assert isinstance(refused, app_commands.CommandInvokeError)
+    assert isinstance(refused.original, ChartUnavailable)
     assert len(deferrals(simcord_env)) == 1
     assert len(requests_to(simcord_env, "POST", "/webhooks/")) == 1
     assert any(r.getMessage().startswith("/chart (user ") for r in caplog.records)
@@ -268,10 +271,16 @@ async def test_without_charts_chart_says_so_only_to_the_asker(
         why = await s.member.slash(s.channel, "why")
     finally:
         await env.shutdown()
-    env.raise_errors()
+    # nothing else raised: the one error is the refusal the tree's error handler answered
+    [refused] = env.errors
+    assert isinstance(refused, app_commands.CommandInvokeError)
+    assert isinstance(refused.original, ChartUnavailable)
 
     assert result.ephemeral and result.response is not None
     assert result.response.content == REPLIES.chart_unavailable()
+    assert result.response.content == (
+        "I couldn't draw the chart this time. /why has the answer in words."
+    )
     assert why.response is not None
     assert button_labels(why.response.components) == ["Refresh", "Drivers"]
 
@@ -314,6 +323,9 @@ async def test_chart_button_posts_the_answers_chart_at_most_once_per_channel_per
 
     assert too_soon.ephemeral and too_soon.response is not None
     assert too_soon.response.content == REPLIES.button_throttled(1, 30)
+    assert too_soon.response.content == (
+        "Done a moment ago: this button works once per chat every 30 s. Try again in 1 s."
+    )
 
     # the Refresh button has its own slot: a chart did not use it up
     refreshed = await s.manager.click(answer.response, label="Refresh")

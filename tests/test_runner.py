@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,6 +139,34 @@ async def test_stopping_lets_a_resumed_send_in_flight_finish(
     with Store(settings.database, lock=True) as store:  # closed, and the lock released
         [row] = store.deliveries(alert.id)
     assert (row.id, row.status, row.attempts) == (delivery.id, "sent", 1)
+
+
+class StuckFrontend(FakeFrontend):
+    """A front-end whose stop fails, as a connection torn down twice might."""
+
+    async def stop(self) -> None:
+        await super().stop()
+        raise RuntimeError("the connection was already closed")
+
+
+async def test_a_front_end_that_fails_to_stop_is_logged_and_the_others_still_stop(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = asyncio.Event()
+    stuck, other = StuckFrontend(StoppingNotifier(stop)), FakeFrontend(StoppingNotifier(stop))
+    other.platform = "discord"
+    monkeypatch.setattr(runner, "frontends", lambda *args: [other, stuck])
+    monkeypatch.setattr(runner, "scheduler_for", lambda *args: AsyncIOScheduler())
+    token = settings.model_copy(update={"telegram_token": SecretStr("123:test-not-a-token")})
+    stop.set()
+
+    with caplog.at_level(logging.ERROR, logger="whydown.runner"):
+        assert await runner.run(token, stop=stop) == 0
+
+    assert stuck.stopped and other.stopped
+    [record] = caplog.records
+    assert record.getMessage() == "the telegram front-end did not stop cleanly"
+    assert record.exc_info is not None and "already closed" in str(record.exc_info[1])
 
 
 async def test_a_failure_before_the_loop_closes_the_store_and_removes_signal_handlers(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import SecretStr
 
+from bot.actions import Actions
 from bot.alerts import AlertEngine, AlertSettings
 from bot.commands import Replies, commands_for
 from bot.config import Settings
@@ -19,8 +20,8 @@ from bot.delivery import (
     TransientDeliveryError,
 )
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
-from bot.telegram_chat import fit
+from bot.telegram.bot import TelegramFrontend
+from bot.telegram.chat import fit
 from bot.throttle import Throttle
 from explainers.models import Explanation
 from explainers.render import TELEGRAM_LIMIT
@@ -131,6 +132,8 @@ async def test_why_for_an_unknown_coin_suggests_close_matches(
         markup = await client.wait_for_reply(chat)
 
     assert unknown.text == REPLIES.unknown_coin("sool", ["SOL", "solana"])
+    assert unknown.text.startswith('I don\'t know the coin "sool"')
+    assert unknown.text.endswith("Did you mean SOL, solana?")
     assert "Did you mean SOL, solana?" in unknown.text
     assert unknown.buttons == ()
     # What the user typed comes back escaped, never as markup.
@@ -183,6 +186,7 @@ async def test_refresh_is_throttled_per_chat_and_an_unchanged_answer_is_fine(
     throttled = REPLIES.button_throttled(30, 30)
     assert notices(layer) == [None, throttled, None]
     assert "Try again in 30 s." in throttled
+    assert throttled.startswith("Done a moment ago: this button works once per chat every 30 s.")
     assert await client.bot_messages(chat) == [answer]
 
 
@@ -243,6 +247,7 @@ async def test_a_failing_button_is_told_in_the_chat(
         reply = await client.wait_for_reply(chat)
 
     assert reply.text == REPLIES.failed()
+    assert (reply.text or "").startswith("Something went wrong while answering.")
     assert notices(layer) == [None]  # answered once, before the work
     (logged,) = failures.records
     assert "button 'why:drivers'" in logged.getMessage()
@@ -283,6 +288,7 @@ async def test_subscribe_is_refused_to_a_group_member(
 
     assert refused.text == REPLIES.admins_only()
     assert refused_too.text == REPLIES.admins_only()
+    assert refused.text == "Only the chat's administrators can change its alert subscription."
     assert store.subscriptions(active_only=False) == []
 
 
@@ -311,6 +317,7 @@ async def test_subscribe_by_an_admin_in_a_forum_topic_and_by_an_anonymous_admin(
     assert in_topic.text == REPLIES.subscribed(topic_row, "this topic")
     assert in_topic.text.startswith("Subscribed this topic to crash alerts")
     assert anonymous.text == REPLIES.subscribed(group_row, "this group")
+    assert anonymous.text.startswith("Subscribed this group to crash alerts")
     assert settings.text is not None
     assert "<b>Crash alerts</b> for this group: at least 4 drivers" in settings.text
 
@@ -331,6 +338,7 @@ async def test_channel_posts_manage_the_channel_subscription(
     assert subscribed.text is not None
     assert subscribed.text.startswith("Subscribed this channel to crash alerts")
     assert unsubscribed.text == REPLIES.unsubscribed(True, "this channel")
+    assert unsubscribed.text == "Unsubscribed this channel: no more crash alerts here."
 
 
 async def test_group_upgraded_to_a_supergroup_keeps_its_subscription(
@@ -576,6 +584,7 @@ async def test_unknown_commands_and_bad_arguments_get_the_usage_line(
     assert out_of_range.text == expected
     assert too_many.text == "Usage: /why [coin]"
     assert named.text == REPLIES.unknown_command("price")
+    assert named.text == "I don't know the command /price. Send /help for the list."
     assert [m.text for m in await client.bot_messages(group)] == [expected, named.text]
     assert store.subscriptions(active_only=False) == []
 
@@ -591,11 +600,20 @@ async def test_every_other_command_answers(
             answers[name] = (await client.wait_for_reply(chat)).text
 
     assert answers["status"] == REPLIES.status(None, {}, Upstream().now)  # before any refresh
+    assert "No data read yet." in (answers["status"] or "")
     assert (answers["drivers"] or "").startswith("<b>Sell-off drivers</b>")
     assert answers["settings"] == REPLIES.settings(None, "this chat")
+    assert (
+        answers["settings"]
+        == "This chat is not subscribed to crash alerts. /subscribe starts them."
+    )
     assert answers["history"] == REPLIES.history([])
+    assert (answers["history"] or "").startswith(
+        "No alerts yet: one goes out when the market is down"
+    )
     assert (answers["subscribe"] or "").startswith("Subscribed this chat to crash alerts")
     assert answers["unsubscribe"] == REPLIES.unsubscribed(True, "this chat")
+    assert answers["unsubscribe"] == "Unsubscribed this chat: no more crash alerts here."
     row = store.get_subscription("telegram", str(chat.id), None)
     assert row is not None and not row.active
 
@@ -617,6 +635,7 @@ async def test_a_failing_handler_gives_a_brief_reply_without_the_error(
         reply = await client.wait_for_reply(group, thread_id=77)
 
     assert reply.text == REPLIES.failed()
+    assert (reply.text or "").startswith("Something went wrong while answering.")
     assert "boom" not in reply.text and "s3cret" not in reply.text
     (logged,) = failures.records
     assert logged.exc_info is not None and isinstance(logged.exc_info[1], RuntimeError)
@@ -627,12 +646,12 @@ async def test_a_failing_handler_gives_a_brief_reply_without_the_error(
 async def test_the_bot_api_url_setting_is_enough_to_reach_the_server(
     telegram_emulator: TelegramEmulator, explainer: Explainer, store: Store, settings: Settings
 ) -> None:
+    actions = Actions(
+        explainer, store, thresholds=settings.thresholds, alert_settings=AlertSettings()
+    )
     frontend = TelegramFrontend(
         token=SecretStr(telegram_emulator.token),
-        explainer=explainer,
-        store=store,
-        thresholds=settings.thresholds,
-        alert_settings=AlertSettings(),
+        actions=actions,
         api_url=telegram_emulator.base_url,
         file_url=telegram_emulator.base_file_url,
     )
@@ -642,3 +661,6 @@ async def test_the_bot_api_url_setting_is_enough_to_reach_the_server(
         reply = await client.wait_for_reply(chat)
 
     assert reply.text == REPLIES.help()
+    assert (reply.text or "").startswith(
+        "<b>whydown: why is crypto down?</b>\nI read live market data"
+    )

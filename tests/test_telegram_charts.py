@@ -15,7 +15,7 @@ from bot.commands import Replies
 from bot.config import Settings
 from bot.delivery import AlertMessage
 from bot.store import Store
-from bot.telegram_bot import TelegramFrontend
+from bot.telegram.bot import TelegramFrontend
 from explainers import charts as drawing
 from explainers.chart_service import Chart, ChartMaker
 from explainers.errors import ChartUnavailable
@@ -142,6 +142,7 @@ async def test_chart_for_an_unknown_coin_answers_as_why_does(
         too_many = await client.wait_for_reply(chat)
 
     assert chart.text == REPLIES.unknown_coin("sool", ["SOL", "solana"])
+    assert (chart.text or "").startswith('I don\'t know the coin "sool"')
     assert chart.text == why.text
     assert chart.photo is None
     assert too_many.text == "Usage: /chart [coin|etf]"
@@ -167,7 +168,10 @@ async def test_a_chart_that_cannot_be_drawn_gets_a_text_reply(
             why = await client.wait_for_reply(chat)
 
     assert reply.text == REPLIES.chart_unavailable("the chart could not be drawn")
-    assert "the chart could not be drawn" in reply.text and "/why" in reply.text
+    assert reply.text == (
+        "I couldn't draw the chart this time (the chart could not be drawn). "
+        "/why has the answer in words."
+    )
     assert reply.photo is None
     assert why.text is not None and VERDICT in why.text
     assert "no sell-off chart: the chart could not be drawn" in caplog.text
@@ -190,6 +194,7 @@ async def test_without_charts_the_bot_says_so_and_why_has_no_chart_button(
         why = await client.wait_for_reply(chat)
 
     assert reply.text == REPLIES.chart_unavailable()
+    assert reply.text == "I couldn't draw the chart this time. /why has the answer in words."
     assert [[b.text for b in row] for row in why.buttons] == [["Refresh", "Drivers"]]
 
 
@@ -244,6 +249,9 @@ async def test_chart_button_under_why_sends_the_coin_chart_and_is_throttled(
     assert_chart(picture, picture.caption)
     assert picture.reply_to_message_id == answer.message_id
     assert notices(layer) == [None, REPLIES.button_throttled(30, 30)]
+    assert (notices(layer)[1] or "").startswith(
+        "Done a moment ago: this button works once per chat"
+    )
     assert len(await client.bot_messages(group)) == 2  # the answer and one picture
 
 

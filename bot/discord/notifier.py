@@ -123,7 +123,7 @@ class DiscordNotifier:
         await channel.send(
             self.text(message),
             embed=embed,
-            file=file,  # None is send()'s own default: no upload
+            file=file if file is not None else discord.utils.MISSING,  # send()'s default: no upload
             allowed_mentions=discord.AllowedMentions.none(),
         )
 

@@ -8,7 +8,7 @@ import logging
 import warnings
 from datetime import datetime, timedelta
 
-from telegram import Bot, LinkPreviewOptions, Message
+from telegram import Bot, Message
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -29,7 +29,7 @@ from bot.delivery import (
     TransientDeliveryError,
 )
 from bot.store import Store, Subscription
-from bot.telegram_chat import caption
+from bot.telegram.chat import NO_PREVIEW, caption
 from explainers import render
 from explainers.chart_service import Chart, ChartMaker
 from explainers.render import TELEGRAM_LIMIT
@@ -42,7 +42,6 @@ CHART_WAIT_S = 20.0
 # at shutdown, charts still on their way get this long before they are cancelled
 CLOSE_WAIT_S = 10.0
 
-NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 # BadRequest descriptions that mean the target will never accept our messages.
 _GONE = (
     "chat not found",

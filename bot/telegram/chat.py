@@ -1,15 +1,27 @@
-"""Facts about a Telegram chat the front-end needs: where to answer, who may manage alerts, and
-how to make text fit a message or a caption."""
+"""Facts about a Telegram chat and update the front-end needs: where to answer, who may manage
+alerts, which command a message is, how to describe an update for the log, and how to make text
+fit a message or a caption."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
-from telegram import Bot, Message
-from telegram.constants import ChatMemberStatus, ChatType
+from telegram import (
+    Bot,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
+from bot.actions import BadArgument, Target
 from explainers.render import TELEGRAM_LIMIT
+
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 # A photo's caption; Telegram counts it after parsing entities, we count the escaped text (stricter).
 CAPTION_LIMIT = 1024
@@ -18,26 +30,18 @@ _TRIMMED = "\n…"
 _CUT = "…"
 
 
-@dataclass(frozen=True)
-class Target:
-    """A chat, or one forum topic of it: what a subscription is keyed by."""
-
-    chat_id: str
-    topic_id: int | None
-
-
 def target(message: Message) -> Target:
     """The chat (and forum topic) a message was posted in."""
     # In a non-forum group message_thread_id names a reply chain, not a topic: ignore it there.
     topic = message.message_thread_id if message.is_topic_message else None
-    return Target(str(message.chat.id), topic)
+    return Target("telegram", str(message.chat.id), topic)
 
 
 def where(message: Message) -> str:
     """How replies name the place: "this chat", "this group", "this topic", "this channel"."""
     if message.is_topic_message:
         return "this topic"
-    places = {ChatType.PRIVATE: "this chat", ChatType.CHANNEL: "this channel"}
+    places: dict[str, str] = {ChatType.PRIVATE: "this chat", ChatType.CHANNEL: "this channel"}
     return places.get(message.chat.type, "this group")
 
 
@@ -103,3 +107,58 @@ def caption(text: str, limit: int = CAPTION_LIMIT) -> str:
         pieces.append(piece)
         size += len(piece)
     return "".join(pieces).rstrip() + _CUT
+
+
+def command_word(message: Message) -> str:
+    """The command a message starts with, without the slash: "why" or "why@somebot"."""
+    text = message.text or ""
+    for entity in message.entities:
+        if entity.type == MessageEntity.BOT_COMMAND and entity.offset == 0:
+            return text[1 : entity.length]
+    return text[1:].split(maxsplit=1)[0] if text.startswith("/") else text
+
+
+def unanswerable(error: BaseException | None) -> bool:
+    """The chat cannot be answered now: it blocked us, flood control, or the network is down."""
+    if isinstance(error, BadRequest):
+        return False
+    return isinstance(error, (Forbidden, RetryAfter, NetworkError))
+
+
+def describe(update: Update) -> str:
+    """What an update was, for the log: its id, chat and the start of its text."""
+    chat = update.effective_chat
+    where_ = f"chat {chat.id} ({chat.type})" if chat is not None else "no chat"
+    if update.callback_query is not None:
+        what = f"button {update.callback_query.data!r}"
+    else:
+        message = update.effective_message
+        what = repr((message.text or "")[:80]) if message is not None else "an update"
+    return f"update {update.update_id} in {where_}: {what}"
+
+
+def message_of(update: Update) -> Message:
+    message = update.effective_message
+    if message is None:  # the handlers' filters only let messages and channel posts through
+        raise RuntimeError(f"update {update.update_id} has no message")
+    return message
+
+
+def query_of(update: Update) -> CallbackQuery:
+    if update.callback_query is None:
+        raise RuntimeError(f"update {update.update_id} has no callback query")
+    return update.callback_query
+
+
+def argument(args: list[str] | None, name: str) -> str | None:
+    """A command's one optional argument; more than one is a BadArgument (its usage line)."""
+    if args and len(args) > 1:
+        raise BadArgument(name)
+    return args[0] if args else None
+
+
+async def reply(message: Message, html: str, markup: InlineKeyboardMarkup | None = None) -> None:
+    """Answer in the message's chat and forum topic, in HTML, without link previews."""
+    await message.reply_text(
+        fit(html), parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW, reply_markup=markup
+    )

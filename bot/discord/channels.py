@@ -1,0 +1,73 @@
+"""Facts about a Discord channel the subscription commands need: which channel a command is about,
+whether the member may manage its alerts, and whether the bot can post an alert there.
+
+Each check refuses with bot.actions.NotAllowed, which the front-end's one error handler answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from bot.actions import NotAllowed, Target
+
+_POST_PERMISSIONS = {"view_channel": "View Channel", "embed_links": "Embed Links"}
+_SEND_PERMISSION = ("send_messages", "Send Messages")
+_SEND_IN_THREAD_PERMISSION = ("send_messages_in_threads", "Send Messages in Threads")
+_CHART_PERMISSION = ("attach_files", "Attach Files")  # alerts carry their chart as a file
+
+Channel = discord.abc.GuildChannel | discord.Thread
+
+
+def managed_channel(
+    interaction: discord.Interaction[Any],
+    channel: discord.TextChannel | None,
+    *,
+    postable: bool = False,
+    charts: bool = False,
+) -> tuple[Target, str]:
+    """The channel a subscription command is about (this one by default), and how replies name
+    it; refused unless the member may manage it and, with `postable`, the bot can post alerts
+    (and, with `charts`, their chart) there."""
+    if interaction.guild is None:
+        raise NotAllowed("server_only")
+    guild = interaction.guild
+    resolved: Channel | None
+    if channel is not None:
+        resolved, where = guild.get_channel(channel.id), f"#{channel.name}"
+    else:
+        resolved, where = guild.get_channel_or_thread(interaction.channel_id or 0), "this channel"
+    if resolved is None:
+        raise NotAllowed("channel_refused", where, ["View Channel"])
+    if not isinstance(resolved, discord.TextChannel | discord.Thread):
+        raise NotAllowed("channel_unsupported", where)
+    _require_manager(interaction, resolved)
+    if postable:
+        _require_postable(guild, resolved, where, charts=charts)
+    return Target("discord", str(resolved.id)), where
+
+
+def _require_manager(interaction: discord.Interaction[Any], target: Channel) -> None:
+    """Enforced here too: a server can grant the command to members who lack the default."""
+    member = interaction.user
+    if target.id == interaction.channel_id:
+        permissions = interaction.permissions
+    elif isinstance(member, discord.Member):
+        permissions = target.permissions_for(member)
+    else:
+        permissions = discord.Permissions.none()
+    if not permissions.manage_channels:
+        raise NotAllowed("admins_only")
+
+
+def _require_postable(guild: discord.Guild, target: Channel, where: str, *, charts: bool) -> None:
+    """Refuse a channel the bot could not post an alert and its chart in, naming what is missing."""
+    send = _SEND_IN_THREAD_PERMISSION if isinstance(target, discord.Thread) else _SEND_PERMISSION
+    needed = dict([*_POST_PERMISSIONS.items(), send])
+    if charts:
+        needed.update([_CHART_PERMISSION])
+    permissions = target.permissions_for(guild.me)
+    missing = [label for name, label in needed.items() if not getattr(permissions, name)]
+    if missing:
+        raise NotAllowed("channel_refused", where, missing)
