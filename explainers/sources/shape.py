@@ -29,7 +29,7 @@ _SEGMENT = re.compile(r"^(?P<key>[^\[\]]*)(?P<index>\[\d*\])?$")
 
 def _near(wanted: list[str], present: Iterable[Any]) -> str:
     keys = [str(k) for k in present]
-    close = sorted({m for w in wanted for m in difflib.get_close_matches(w, keys, n=2, cutoff=0.6)})
+    close = sorted({m for w in wanted for m in difflib.get_close_matches(w, keys, n=1, cutoff=0.6)})
     return f" (has: {', '.join(close)})" if close else ""
 
 
