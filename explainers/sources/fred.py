@@ -148,3 +148,26 @@ async def fetch_index_close(
         headers={"User-Agent": USER_AGENT},
     )
     return index_close_from_series(csv_body(response, SOURCE), key)
+
+
+async def fetch_latest(
+    client: httpx.AsyncClient, base_url: str, series_id: str, *, today: date | None = None
+) -> tuple[date, float]:
+    """The latest valid observation of one series (e.g. DFEDTARU, the target range's upper
+    bound, for Kalshi's cut odds)."""
+    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
+    response = await get(
+        client,
+        SOURCE,
+        f"{base_url}/graph/fredgraph.csv",
+        params={"id": series_id, "cosd": since.isoformat()},
+        headers={"User-Agent": USER_AGENT},
+    )
+    valid = [
+        (day, value)
+        for day, value in parse_series(csv_body(response, SOURCE), series_id)
+        if value is not None
+    ]
+    if not valid:
+        raise BadResponse(SOURCE, f"no {series_id} observation")
+    return valid[-1]
