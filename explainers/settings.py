@@ -27,7 +27,24 @@ class SourceSettings(BaseModel):
     polymarket_url: str = "https://gamma-api.polymarket.com"
     polymarket_clob_url: str = "https://clob.polymarket.com"
     yahoo_url: str = "https://query1.finance.yahoo.com"
+    # second Yahoo API host: the crumb is asked here when the first host fails
+    yahoo_fallback_url: str = "https://query2.finance.yahoo.com"
+    # a page that sets Yahoo's session cookie (any status; the crumb needs the cookie)
+    yahoo_cookie_url: str = "https://fc.yahoo.com"
+    # after a 429 Yahoo is not asked again for this long (a longer Retry-After wins)
+    yahoo_breaker_s: float = 900.0
     stooq_url: str = "https://stooq.com"
+    # Stooq's CSV downloads now want a key: without one Stooq is disabled (never called)
+    stooq_api_key: SecretStr | None = None
+    hyperliquid_url: str = "https://api.hyperliquid.xyz"
+    kalshi_url: str = "https://api.elections.kalshi.com/trade-api/v2"
+    # Kalshi series of the FOMC decision markets ("above X% following the Fed's <date> meeting")
+    kalshi_fed_series: str = "KXFED"
+    # open interest is read per coin on every venue
+    open_interest_coins: list[str] = Field(default_factory=lambda: ["BTC", "ETH", "SOL"])
+    # a USDT-USD quote outside these bounds is a bad quote, not a depeg to act on
+    usdt_usd_min: float = 0.9
+    usdt_usd_max: float = 1.1
     feargreed_url: str = "https://api.alternative.me"
     coindesk_feed: str = "https://www.coindesk.com/arc/outboundfeeds/rss/"
     cointelegraph_feed: str = "https://cointelegraph.com/rss"

@@ -131,7 +131,11 @@ def test_farside_as_of_skips_a_day_without_a_total() -> None:
 @pytest.mark.parametrize(
     ("content", "detail"),
     [
-        (HTML_PAGE, "an HTML page instead of JSON"),
+        # a challenge page is blocked, not a bad response (tests/test_sources_etf.py)
+        (
+            "<!DOCTYPE html><html><body><p>Down for maintenance</p></body></html>",
+            "an HTML page instead of JSON",
+        ),
         ("", "empty response"),
         ("[]", "the ETF flow page was not found"),
         ('[{"slug": "btc"}]', "content.rendered is missing"),

@@ -7,6 +7,7 @@ endpoint for them, so this module reads open interest only.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from explainers.errors import BadResponse
 from explainers.models import OpenInterest
 from explainers.settings import SourceSettings
 from explainers.sources.http import USER_AGENT, from_ms, get_json, number
+from explainers.sources.open_interest import VenueOpenInterest
+from explainers.sources.shape import Shape
 
 SOURCE = "Binance"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -56,3 +59,66 @@ async def fetch_open_interest(
         ),
     )
     return parse_open_interest(oi_body, premium_body, symbol)
+
+
+#: the fields `parse_venue_open_interest` reads, per body
+OPEN_INTEREST_SHAPE: Shape = ("openInterest", "symbol", "time")
+PREMIUM_INDEX_SHAPE: Shape = ("symbol", "markPrice")
+
+
+def parse_venue_open_interest(
+    oi_bodies: Sequence[Any], premium_body: Any
+) -> list[VenueOpenInterest]:
+    """openInterest bodies (one per symbol, in coins) and a premiumIndex body (one object, or the
+    list of every symbol when asked without one) -> USD open interest per coin at the mark price.
+
+    The as-of is the openInterest `time` (the premiumIndex `time` may differ by a moment).
+    """
+    premiums = premium_body if isinstance(premium_body, list) else [premium_body]
+    marks = {
+        str(p.get("symbol")): number(p.get("markPrice"), SOURCE, "markPrice")
+        for p in premiums
+        if isinstance(p, dict) and p.get("symbol")
+    }
+    out: list[VenueOpenInterest] = []
+    for body in oi_bodies:
+        if not isinstance(body, dict):
+            raise BadResponse(SOURCE, "response is not an object")
+        symbol = str(body.get("symbol") or "")
+        if not symbol.endswith("USDT"):
+            raise BadResponse(SOURCE, "symbol is missing")
+        if symbol not in marks:
+            raise BadResponse(SOURCE, f"no mark price for {symbol}")
+        coins = number(body.get("openInterest"), SOURCE, "openInterest")
+        out.append(
+            VenueOpenInterest(
+                venue=SOURCE,
+                coin=symbol.removesuffix("USDT"),
+                usd=coins * marks[symbol],
+                at=from_ms(body.get("time"), SOURCE, "time"),
+                instruments=[symbol],
+            )
+        )
+    return out
+
+
+async def fetch_venue_open_interest(
+    client: httpx.AsyncClient, base_url: str, coins: Iterable[str] = ("BTC", "ETH", "SOL")
+) -> list[VenueOpenInterest]:
+    """USD open interest of each coin's USDT perpetual: one openInterest request per coin and
+    one premiumIndex request (all symbols) for the mark prices."""
+    symbols = [f"{c.upper()}USDT" for c in coins]
+    bodies = await asyncio.gather(
+        get_json(client, SOURCE, f"{base_url}/fapi/v1/premiumIndex", headers=HEADERS),
+        *(
+            get_json(
+                client,
+                SOURCE,
+                f"{base_url}/fapi/v1/openInterest",
+                params={"symbol": symbol},
+                headers=HEADERS,
+            )
+            for symbol in symbols
+        ),
+    )
+    return parse_venue_open_interest(bodies[1:], bodies[0])

@@ -18,7 +18,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from explainers.errors import BadResponse
 from explainers.models import EtfDay, EtfFlows
 from explainers.settings import SourceSettings
-from explainers.sources.http import BROWSER_USER_AGENT, get_json
+from explainers.sources.http import BROWSER_USER_AGENT, get, json_body
 
 SOURCE = "Farside"
 PAGE_URL = "https://farside.co.uk/btc/"
@@ -31,15 +31,34 @@ _NOT_REPORTED = {"", "-", "\u2013", "\u2014"}
 
 async def fetch_etf_flows(client: httpx.AsyncClient, cfg: SourceSettings) -> EtfFlows:
     """Read the Farside Bitcoin ETF flow table."""
-    body = await get_json(
+    return await fetch_flows(client, cfg.farside_url)
+
+
+async def fetch_flows(client: httpx.AsyncClient, base_url: str) -> EtfFlows:
+    """Read the Farside Bitcoin ETF flow table from `base_url` (https://farside.co.uk).
+
+    Farside sits behind Cloudflare: its "Just a moment..." bot challenge, served with HTTP 200
+    or 403 and no table, is `SourceBlocked` with the reason "bot challenge", not a parse failure.
+    """
+    response = await get(
         client,
         SOURCE,
-        f"{cfg.farside_url}/wp-json/wp/v2/pages",
+        f"{base_url}/wp-json/wp/v2/pages",
         params={"slug": "btc"},
         # Farside's CDN refuses non-browser agents
         headers={"User-Agent": BROWSER_USER_AGENT},
+        challenge_blocks=True,
     )
-    return flows_from_days(parse_farside_html(_rendered_html(body)))
+    return flows_from_days(parse_farside_html(_rendered_html(json_body(response, SOURCE))))
+
+
+def check_html(html: str) -> list[str]:
+    """Drift of the flow page from what the parser reads ([] = fine), for a doctor."""
+    try:
+        parse_farside_html(html)
+    except BadResponse as err:
+        return [err.detail]
+    return []
 
 
 def _rendered_html(body: Any) -> str:

@@ -9,16 +9,21 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
 
 import httpx
 
 from explainers.errors import BadResponse
 from explainers.models import YieldDay, Yields
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, get, optional_number, text_body
+from explainers.sources.http import USER_AGENT, csv_body, get, optional_number, text_body
+from explainers.sources.shape import check_csv_header
+from explainers.sources.stocks import StockQuote, close_label
 
 SOURCE = "FRED"
 LOOKBACK_DAYS = 45  # bounds the download; enough sessions for a 5-day comparison
+
+IndexKey = Literal["spx", "ndx"]
 
 
 async def fetch_yields(
@@ -65,3 +70,104 @@ def parse_fredgraph_csv(text: str) -> list[YieldDay]:
             )
         )
     return sorted(days, key=lambda d: d.day)
+
+
+# --- one series (the stock indices' end-of-day fallback) ------------------------------------
+#
+# fredgraph.csv?id=SP500 (or NASDAQCOM): current downloads have the header
+# `observation_date,<ID>` and an EMPTY value on market holidays (`2021-04-02,`); older files use
+# `DATE` and "." (both mean missing: None, never 0). NASDAQCOM has 3 decimals. Series differ in
+# calendar, so they are never joined by row.
+
+#: our index key -> (FRED series, display name)
+INDEX_SERIES: dict[str, tuple[str, str]] = {
+    "spx": ("SP500", "S&P 500"),
+    "ndx": ("NASDAQCOM", "Nasdaq Composite"),
+}
+
+
+def series_columns(series_id: str) -> tuple[str, ...]:
+    """The header columns `parse_series` reads (for `shape.check_csv_header`)."""
+    return ("observation_date|DATE", series_id)
+
+
+def parse_series(text: str, series_id: str) -> list[tuple[date, float | None]]:
+    """One fredgraph series: (date, value or None when missing), oldest first."""
+    problems = check_csv_header(text, series_columns(series_id))
+    if problems:
+        raise BadResponse(SOURCE, problems[0])
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
+    date_col = "observation_date" if "observation_date" in reader.fieldnames else "DATE"
+    rows: dict[date, float | None] = {}
+    for row in reader:
+        raw_day = (row.get(date_col) or "").strip()
+        if not raw_day:
+            continue  # a trailing blank line
+        try:
+            day = date.fromisoformat(raw_day)
+        except ValueError as err:
+            raise BadResponse(SOURCE, "a row has no valid date") from err
+        rows[day] = optional_number((row.get(series_id) or "").strip())
+    return sorted(rows.items())
+
+
+def index_close_from_series(text: str, key: IndexKey) -> StockQuote:
+    """The daily change between the last two valid observations of the index's series."""
+    series_id, name = INDEX_SERIES[key]
+    valid = [(day, value) for day, value in parse_series(text, series_id) if value is not None]
+    if len(valid) < 2:
+        raise BadResponse(SOURCE, f"fewer than two {series_id} observations")
+    (_, previous), (day, last) = valid[-2], valid[-1]
+    return StockQuote(
+        source=SOURCE,
+        # an end-of-day figure: as of the end of its day
+        as_of=datetime.combine(day + timedelta(days=1), time(), UTC),
+        symbol=key,
+        name=name,
+        last=last,
+        previous_close=previous,
+        change_pct=(last - previous) / previous * 100,
+        session=day,
+        market_open=False,
+        session_label=close_label(day),
+    )
+
+
+async def fetch_index_close(
+    client: httpx.AsyncClient, base_url: str, key: IndexKey, *, today: date | None = None
+) -> StockQuote:
+    """The index's last daily close on FRED against the one before (end-of-day fallback)."""
+    series_id, _ = INDEX_SERIES[key]
+    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
+    response = await get(
+        client,
+        SOURCE,
+        f"{base_url}/graph/fredgraph.csv",
+        params={"id": series_id, "cosd": since.isoformat()},
+        headers={"User-Agent": USER_AGENT},
+    )
+    return index_close_from_series(csv_body(response, SOURCE), key)
+
+
+async def fetch_latest(
+    client: httpx.AsyncClient, base_url: str, series_id: str, *, today: date | None = None
+) -> tuple[date, float]:
+    """The latest valid observation of one series (e.g. DFEDTARU, the target range's upper
+    bound, for Kalshi's cut odds)."""
+    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
+    response = await get(
+        client,
+        SOURCE,
+        f"{base_url}/graph/fredgraph.csv",
+        params={"id": series_id, "cosd": since.isoformat()},
+        headers={"User-Agent": USER_AGENT},
+    )
+    valid = [
+        (day, value)
+        for day, value in parse_series(csv_body(response, SOURCE), series_id)
+        if value is not None
+    ]
+    if not valid:
+        raise BadResponse(SOURCE, f"no {series_id} observation")
+    return valid[-1]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -44,25 +46,55 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-async def get(
+#: markers of a CDN bot challenge (Cloudflare's "Just a moment..." interstitial) in a page
+_CHALLENGE_MARKERS = (
+    "just a moment",
+    "cf-challenge",
+    "challenge-platform",
+    "cf_chl_",
+    "attention required! | cloudflare",
+)
+
+
+def bot_challenge(response: httpx.Response) -> bool:
+    """Whether a response is a CDN bot challenge rather than the resource (any status).
+
+    Cloudflare marks its challenges with `cf-mitigated: challenge`; older or proxied pages are
+    recognised by their markup. JSON and CSV bodies never contain these markers.
+    """
+    if response.headers.get("cf-mitigated", "").lower() == "challenge":
+        return True
+    head = response.text[:4000].lstrip()
+    if head[:1] != "<":
+        return False
+    lowered = head.lower()
+    return any(marker in lowered for marker in _CHALLENGE_MARKERS)
+
+
+def challenge_error(source: str) -> SourceBlocked:
+    return SourceBlocked(source, "bot challenge (Cloudflare) instead of data")
+
+
+async def send(
     client: httpx.AsyncClient,
     source: str,
+    method: str,
     url: str,
     *,
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    json_payload: Any = None,
     follow_redirects: bool | None = None,
 ) -> httpx.Response:
-    """GET `url`, returning a 2xx response or raising the matching `SourceError`.
-
-    `follow_redirects` None keeps the client's setting. Pass False with an API key header:
-    httpx sends custom headers on to wherever a redirect points, another host included.
-    """
+    """Send one request and return the response whatever its status; transport failures become
+    `SourceTimeout`/`SourceUnavailable`. For callers that treat some statuses themselves."""
     try:
-        response = await client.get(
+        return await client.request(
+            method,
             url,
             params=params,
             headers=headers,
+            json=json_payload,
             follow_redirects=httpx.USE_CLIENT_DEFAULT
             if follow_redirects is None
             else follow_redirects,
@@ -72,7 +104,20 @@ async def get(
     except httpx.TransportError as err:
         # the class name says what happened (ConnectError, ReadError...); str(err) may hold the URL
         raise SourceUnavailable(source, f"connection failed ({type(err).__name__})") from err
+
+
+def check_status(
+    response: httpx.Response, source: str, *, challenge_blocks: bool = False
+) -> httpx.Response:
+    """A 2xx response, or the `SourceError` its status means.
+
+    With `challenge_blocks`, a CDN bot challenge (200, 403 or 503 with Cloudflare's
+    interstitial) is `SourceBlocked` ("bot challenge"), for hosts known to put one up: a
+    challenge does not clear by retrying. Elsewhere an HTML page stays a bad response.
+    """
     status = response.status_code
+    if challenge_blocks and status in (200, 403, 503) and bot_challenge(response):
+        raise challenge_error(source)
     if status == 429:
         raise RateLimited(
             source,
@@ -89,6 +134,34 @@ async def get(
         # not followed (the Location is not named: it is a URL)
         raise BadResponse(source, f"redirected (HTTP {status})")
     return response
+
+
+async def get(
+    client: httpx.AsyncClient,
+    source: str,
+    url: str,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    follow_redirects: bool | None = None,
+    challenge_blocks: bool = False,
+) -> httpx.Response:
+    """GET `url`, returning a 2xx response or raising the matching `SourceError`.
+
+    `follow_redirects` None keeps the client's setting. Pass False with an API key header:
+    httpx sends custom headers on to wherever a redirect points, another host included.
+    `challenge_blocks`: see `check_status`.
+    """
+    response = await send(
+        client,
+        source,
+        "GET",
+        url,
+        params=params,
+        headers=headers,
+        follow_redirects=follow_redirects,
+    )
+    return check_status(response, source, challenge_blocks=challenge_blocks)
 
 
 def json_body(response: httpx.Response, source: str) -> Any:
@@ -112,6 +185,15 @@ def text_body(response: httpx.Response, source: str) -> str:
     return text
 
 
+def csv_body(response: httpx.Response, source: str) -> str:
+    """A non-empty CSV body; an HTML page (a login, limit or error page served with HTTP 200) is
+    a bad response, never parsed as CSV."""
+    text = text_body(response, source)
+    if text.lstrip("\ufeff \t\r\n")[:1] == "<":
+        raise BadResponse(source, "an HTML page instead of CSV")
+    return text
+
+
 async def get_json(
     client: httpx.AsyncClient,
     source: str,
@@ -125,6 +207,19 @@ async def get_json(
         client, source, url, params=params, headers=headers, follow_redirects=follow_redirects
     )
     return json_body(response, source)
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    source: str,
+    url: str,
+    payload: Any,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """POST a JSON payload and decode the JSON answer (errors as for `get_json`)."""
+    response = await send(client, source, "POST", url, headers=headers, json_payload=payload)
+    return json_body(check_status(response, source), source)
 
 
 def number(value: Any, source: str, field: str) -> float:
@@ -153,3 +248,42 @@ def from_ms(value: Any, source: str, field: str) -> datetime:
 
 def from_s(value: Any, source: str, field: str) -> datetime:
     return datetime.fromtimestamp(number(value, source, field), UTC)
+
+
+class CircuitBreaker:
+    """Stops asking a host that rate limited us: after `trip()`, `check()` raises `RateLimited`
+    at once, without a request, until `open_for_s` (or a longer Retry-After) has passed.
+
+    One instance per host and process; `clock` is monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, open_for_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.open_for_s = open_for_s
+        self._clock = clock
+        self._open_until: float | None = None
+
+    def remaining(self) -> float:
+        """Seconds the breaker stays open (0 when closed)."""
+        if self._open_until is None:
+            return 0.0
+        left = self._open_until - self._clock()
+        if left <= 0:
+            self._open_until = None
+            return 0.0
+        return left
+
+    def is_open(self) -> bool:
+        return self.remaining() > 0
+
+    def trip(self, retry_after: float | None = None) -> None:
+        self._open_until = self._clock() + max(self.open_for_s, retry_after or 0.0)
+
+    def reset(self) -> None:
+        self._open_until = None
+
+    def check(self, source: str) -> None:
+        left = self.remaining()
+        if left > 0:
+            raise RateLimited(
+                source, f"paused after a rate limit ({left:.0f} s left)", retry_after=left
+            )

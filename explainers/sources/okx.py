@@ -21,6 +21,8 @@ from explainers.models import (
 )
 from explainers.settings import SourceSettings
 from explainers.sources.http import USER_AGENT, from_ms, get_json, number
+from explainers.sources.open_interest import VenueOpenInterest
+from explainers.sources.shape import Shape
 
 SOURCE = "OKX"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -227,16 +229,22 @@ async def fetch_open_interest(
         params={"instType": "SWAP", "instId": inst_id},
         headers=HEADERS,
     )
-    body, history = await asyncio.gather(
+    outcome: tuple[
+        Any | BaseException, list[OpenInterestPoint] | BaseException
+    ] = await asyncio.gather(
         current, _open_interest_history(client, cfg, inst_id), return_exceptions=True
     )
+    body, got_history = outcome
     if isinstance(body, BaseException):
         raise body
-    if isinstance(history, SourceError):
+    history: list[OpenInterestPoint] = []
+    if isinstance(got_history, SourceError):
         # the history only sharpens the 1h comparison; stored snapshots can stand in for it
-        history = []
-    elif isinstance(history, BaseException):
-        raise history
+        pass
+    elif isinstance(got_history, BaseException):
+        raise got_history
+    else:
+        history = got_history
     result = parse_open_interest(body, history)
     if not result.instrument:
         result = result.model_copy(update={"instrument": inst_id})
@@ -316,3 +324,58 @@ async def fetch_candles(
         headers=HEADERS,
     )
     return parse_candles(body, inst_id, limit)
+
+
+# --- open interest per coin (all swaps of a coin, for the cross-venue sum) ------------------
+
+#: the fields `parse_venue_open_interest` reads
+OPEN_INTEREST_SHAPE: Shape = ("code", "data[].instId", "data[].oiUsd", "data[].ts")
+
+
+def parse_venue_open_interest(body: Any, coins: Iterable[str]) -> list[VenueOpenInterest]:
+    """public/open-interest (instType=SWAP) body -> USD open interest per coin.
+
+    A coin's perpetuals are summed over their margin currencies (BTC-USDT-SWAP, BTC-USD-SWAP,
+    BTC-USDC-SWAP...). `oiUsd` is OKX's own USD value (`oi` is in contracts, `oiCcy` in coins).
+    """
+    wanted = [c.upper() for c in coins]
+    sums: dict[str, float] = {}
+    stamps: dict[str, datetime] = {}
+    instruments: dict[str, list[str]] = {}
+    for item in okx_data(body):
+        if not isinstance(item, dict):
+            raise BadResponse(SOURCE, "an open interest entry is not an object")
+        inst_id = str(item.get("instId") or "")
+        parts = inst_id.split("-")
+        if len(parts) != 3 or parts[2] != "SWAP" or parts[0] not in wanted:
+            continue
+        coin = parts[0]
+        sums[coin] = sums.get(coin, 0.0) + number(item.get("oiUsd"), SOURCE, "oiUsd")
+        ts = from_ms(item.get("ts"), SOURCE, "ts")
+        stamps[coin] = max(ts, stamps.get(coin, ts))
+        instruments.setdefault(coin, []).append(inst_id)
+    return [
+        VenueOpenInterest(
+            venue=SOURCE,
+            coin=coin,
+            usd=sums[coin],
+            at=stamps[coin],
+            instruments=sorted(instruments[coin]),
+        )
+        for coin in wanted
+        if coin in sums
+    ]
+
+
+async def fetch_venue_open_interest(
+    client: httpx.AsyncClient, base_url: str, coins: Iterable[str] = ("BTC", "ETH", "SOL")
+) -> list[VenueOpenInterest]:
+    """USD open interest per coin over all its OKX perpetuals (one request for every swap)."""
+    body = await get_json(
+        client,
+        SOURCE,
+        f"{base_url}/api/v5/public/open-interest",
+        params={"instType": "SWAP"},
+        headers=HEADERS,
+    )
+    return parse_venue_open_interest(body, coins)

@@ -15,11 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 
 import httpx
+from pydantic import SecretStr
 
-from explainers.errors import BadResponse
+from explainers.errors import BadResponse, SourceError
 from explainers.models import IndexQuote
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, get, number, text_body
+from explainers.sources.http import USER_AGENT, csv_body, get, number, text_body
+from explainers.sources.stocks import StockQuote, close_label
 
 SOURCE = "Stooq"
 LOOKBACK_DAYS = 14  # a few sessions are enough; bounds the download
@@ -99,3 +101,47 @@ def quote_from_bars(bars: list[Bar], key: IndexKey) -> IndexQuote:
         change_pct=(last.close - previous.close) / previous.close * 100,
         session=last.day,
     )
+
+
+# --- keyed (Stooq's CSV downloads now want a key: without one, Stooq is never called) --------
+
+#: query parameter carrying the key (not confirmed against a recorded keyed request)
+KEY_PARAM = "apikey"
+#: the header columns `parse_stooq_csv` reads (for `shape.check_csv_header`)
+CSV_COLUMNS = ("Date", "Close")
+
+
+async def fetch_quote(
+    client: httpx.AsyncClient,
+    base_url: str,
+    key: IndexKey,
+    api_key: SecretStr | None,
+    *,
+    today: date | None = None,
+) -> StockQuote:
+    """The index's last daily close against the one before, with the user's Stooq key.
+
+    Without a key this raises `SourceError` ("no API key is set") before any request. An HTML
+    page served with HTTP 200 (a login or limit page) is a bad response, never parsed.
+    """
+    if api_key is None:
+        raise SourceError(SOURCE, "no API key is set")
+    symbol, _ = SYMBOLS[key]
+    end = today or datetime.now(UTC).date()
+    response = await get(
+        client,
+        SOURCE,
+        f"{base_url}/q/d/l/",
+        params={
+            "s": symbol,
+            "i": "d",
+            "d1": (end - timedelta(days=LOOKBACK_DAYS)).strftime("%Y%m%d"),
+            "d2": end.strftime("%Y%m%d"),
+            KEY_PARAM: api_key.get_secret_value(),
+        },
+        headers={"User-Agent": USER_AGENT},
+        # the key is in the query: a redirect would carry it to wherever it points
+        follow_redirects=False,
+    )
+    quote = quote_from_bars(parse_stooq_csv(csv_body(response, SOURCE)), key)
+    return StockQuote(**quote.model_dump(), session_label=close_label(quote.session))

@@ -1,0 +1,54 @@
+"""Open interest per coin across venues, in USD, and their sum with each venue kept as evidence.
+
+Each venue's fetcher (`okx.fetch_venue_open_interest`, `bybit...`, `binance...`,
+`hyperliquid...`) answers one `VenueOpenInterest` per coin; `sum_by_coin` adds them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from pydantic import Field
+
+from explainers.models import Model
+
+
+class VenueOpenInterest(Model):
+    """One venue's open interest in one coin, in USD, as of the venue's own time."""
+
+    venue: str
+    coin: str  # "BTC", "ETH", ...
+    usd: float
+    at: datetime
+    instruments: list[str] = Field(default_factory=list)  # what was summed on the venue
+
+
+class CoinOpenInterest(Model):
+    """A coin's open interest summed over the venues that answered."""
+
+    coin: str
+    usd: float
+    at: datetime  # the oldest venue time: the sum is no fresher than its stalest part
+    venues: list[VenueOpenInterest]
+
+
+def sum_by_coin(items: Iterable[VenueOpenInterest]) -> dict[str, CoinOpenInterest]:
+    """Sum venues per coin; a venue that answered twice for a coin counts once (its latest)."""
+    latest: dict[tuple[str, str], VenueOpenInterest] = {}
+    for item in items:
+        key = (item.coin.upper(), item.venue)
+        if key not in latest or item.at > latest[key].at:
+            latest[key] = item
+    by_coin: dict[str, list[VenueOpenInterest]] = {}
+    for (coin, _), item in sorted(latest.items()):
+        by_coin.setdefault(coin, []).append(item)
+    return {
+        coin: CoinOpenInterest(
+            coin=coin,
+            usd=sum(v.usd for v in venues),
+            at=min(v.at for v in venues),
+            venues=sorted(venues, key=lambda v: v.usd, reverse=True),
+        )
+        for coin, venues in by_coin.items()
+    }
