@@ -216,8 +216,10 @@ class AlertEngine:
                 continue  # kept pending: it may be sent by a run that has this front-end
             if delivery.alert_id not in messages:
                 alert = self._store.alert(delivery.alert_id)
-                messages[delivery.alert_id] = alert and AlertMessage(
-                    kind=alert.kind, alert_id=alert.id, explanation=alert.explanation
+                messages[delivery.alert_id] = (
+                    AlertMessage(kind=alert.kind, alert_id=alert.id, explanation=alert.explanation)
+                    if alert is not None
+                    else None
                 )
             message = messages[delivery.alert_id]
             if message is not None:

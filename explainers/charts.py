@@ -161,8 +161,18 @@ def _series(prices: PriceSeries, start: datetime, end: datetime) -> tuple[list, 
     return xs, ys
 
 
+def _x(at: datetime) -> float:
+    """A time as matplotlib's date number, for the calls typed to take x as a float."""
+    return float(mdates.date2num(at))
+
+
+def _days(span: timedelta) -> float:
+    """A duration in date-number units (days), e.g. a bar's width on a time axis."""
+    return span / timedelta(days=1)
+
+
 def _time_axis(ax: Axes, start: datetime, end: datetime, labels: bool) -> None:
-    ax.set_xlim(start, end)
+    ax.set_xlim(_x(start), _x(end))
     ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 4), tz=UTC))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
     ax.tick_params(axis="x", labelbottom=labels)
@@ -272,21 +282,26 @@ def _liquidation_panel(
         ax.set_yticks([])
         _no_data(ax, "no data: liquidations not tracked yet")
         return
-    width = timedelta(minutes=24)
+    width = _days(timedelta(minutes=24))
     for hour, long, short in rows:
         if long is None or short is None:
             continue
-        ax.bar(hour + timedelta(minutes=6), long, width=width, color=LONG, align="edge")
-        ax.bar(hour + timedelta(minutes=30), short, width=width, color=SHORT, align="edge")
+        ax.bar(_x(hour + timedelta(minutes=6)), long, width=width, color=LONG, align="edge")
+        ax.bar(_x(hour + timedelta(minutes=30)), short, width=width, color=SHORT, align="edge")
     untracked = [hour for hour, long, _ in rows if long is None]
     if untracked and tracked_since is not None:
         # hours before tracking began are unknown: hatched, labelled, never drawn as zero
         ax.axvspan(
-            start, max(tracked_since, start), facecolor="none", edgecolor=GRID, hatch="//", lw=0
+            _x(start),
+            _x(max(tracked_since, start)),
+            facecolor="none",
+            edgecolor=GRID,
+            hatch="//",
+            lw=0,
         )
         if tracked_since - start > timedelta(hours=3):
             ax.text(
-                start + (tracked_since - start) / 2,
+                _x(start + (tracked_since - start) / 2),
                 0.5,
                 "not tracked yet",
                 transform=ax.get_xaxis_transform(),
@@ -403,10 +418,10 @@ def _marks(
         groups.setdefault(near, []).append(names.get(key, key))
     for at, labels in groups.items():
         for ax in axes:
-            ax.axvline(at, color=TEXT, linestyle="--", linewidth=1.4, alpha=0.75)
+            ax.axvline(_x(at), color=TEXT, linestyle="--", linewidth=1.4, alpha=0.75)
         right_half = at - start > (end - start) / 2
         axes[0].text(
-            at,
+            _x(at),
             0.95,
             "firing from here:\n" + "\n".join(labels),
             transform=axes[0].get_xaxis_transform(),

@@ -187,46 +187,59 @@ def colour(e: Explanation) -> int:
     )
 
 
+def _macros(env: Environment, template: str, t: Thresholds) -> Callable[..., str]:
+    """Call a template's macros by name: `macro("title", e)` is the macro's output, stripped.
+
+    Jinja exposes a template's macros as attributes it adds at run time, so they are looked up
+    by name here rather than as attributes the type checker cannot know."""
+    module = env.get_template(template).make_module({"t": t})
+
+    def macro(name: str, *args: object) -> str:
+        return str(getattr(module, name)(*args)).strip()
+
+    return macro
+
+
 def discord_embed(e: Explanation, t: Thresholds | None = None) -> dict[str, Any]:
     """A Discord embed as a dict (discord.Embed.from_dict), within every embed limit."""
     t = t or Thresholds()
     safe = _sanitised(e)
-    md = _MARKDOWN.get_template("discord.md.j2").make_module({"t": t})
-    plain = _TEXT.get_template("discord.md.j2").make_module({"t": t})
+    md = _macros(_MARKDOWN, "discord.md.j2", t)
+    plain = _macros(_TEXT, "discord.md.j2", t)
     for detail in (2, 1, 0):
         fields: list[dict[str, Any]] = [
             {
-                "name": _trim(str(plain.driver_name(d, i)).strip(), DISCORD_FIELD_NAME),
-                "value": _trim(str(md.driver_value(d, detail)).strip(), DISCORD_FIELD_VALUE),
+                "name": _trim(plain("driver_name", d, i), DISCORD_FIELD_NAME),
+                "value": _trim(md("driver_value", d, detail), DISCORD_FIELD_VALUE),
                 "inline": False,
             }
             for i, d in enumerate(safe.fired, start=1)
         ]
-        extras: list[tuple[str, Callable[[], object], bool]] = [
-            ("Altcoins vs BTC", lambda: md.altcoins(safe), safe.altcoins is not None),
-            ("Sentiment", lambda: md.sentiment(safe), safe.sentiment is not None),
-            ("What to watch", lambda: md.watch(safe), bool(safe.watch)),
+        extras: list[tuple[str, str, bool]] = [
+            ("Altcoins vs BTC", "altcoins", safe.altcoins is not None),
+            ("Sentiment", "sentiment", safe.sentiment is not None),
+            ("What to watch", "watch", bool(safe.watch)),
             (
                 "Headlines",
-                lambda: md.headlines(safe),
+                "headlines",
                 bool(safe.headlines) and detail > 0 and not safe.unexplained,
             ),
         ]
-        for name, make, present in extras:
+        for name, macro, present in extras:
             if present:
                 fields.append(
                     {
                         "name": name,
-                        "value": _trim(str(make()).strip(), DISCORD_FIELD_VALUE),
+                        "value": _trim(md(macro, safe), DISCORD_FIELD_VALUE),
                         "inline": False,
                     }
                 )
         embed: dict[str, Any] = {
-            "title": _trim(str(plain.title(safe)).strip(), DISCORD_TITLE),
-            "description": _trim(str(md.description(safe)).strip(), DISCORD_DESCRIPTION),
+            "title": _trim(plain("title", safe), DISCORD_TITLE),
+            "description": _trim(md("description", safe), DISCORD_DESCRIPTION),
             "color": colour(safe),
             "fields": [f for f in fields if f["value"]][:DISCORD_FIELDS],
-            "footer": {"text": _trim(str(plain.footer(safe)).strip(), DISCORD_FOOTER)},
+            "footer": {"text": _trim(plain("footer", safe), DISCORD_FOOTER)},
             "timestamp": safe.data_time.isoformat(),
         }
         if embed_length(embed) <= DISCORD_TOTAL:
