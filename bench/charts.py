@@ -50,7 +50,7 @@ async def main(runs: int) -> None:
         explainer = build_explainer(
             client, settings, clock=lambda: scenario.now, replay=scenario.replay
         )
-        maker = ChartMaker(explainer, client, settings.sources, clock=lambda: scenario.now)
+        maker = ChartMaker(explainer, settings.sources, clock=lambda: scenario.now)
         refreshed = await explainer.current()
         sol = await explainer.explain("sol")
         now = refreshed.explanation.data_time

@@ -72,7 +72,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         code = await _answer(explainer, args.coin, args.json, settings)
         if code != 0 or args.json or args.no_chart:
             return code  # JSON output stays parseable: no chart line after it
-        maker = ChartMaker(explainer, client, settings.sources, clock=lambda: scenario.now)
+        maker = ChartMaker(explainer, settings.sources, clock=lambda: scenario.now)
         # the answer went out; a chart that cannot be drawn does not fail the command
         await _write_chart(maker, args.coin, Path(args.chart))
         return code
@@ -86,10 +86,10 @@ async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
             explainer = build_explainer(
                 client, settings, clock=lambda: scenario.now, replay=scenario.replay
             )
-            maker = ChartMaker(explainer, client, settings.sources, clock=lambda: scenario.now)
+            maker = ChartMaker(explainer, settings.sources, clock=lambda: scenario.now)
             return await _write_chart(maker, args.what, Path(args.output))
     async with http_client(settings) as client:
-        maker = ChartMaker(build_explainer(client, settings), client, settings.sources)
+        maker = ChartMaker(build_explainer(client, settings), settings.sources)
         return await _write_chart(maker, args.what, Path(args.output))
 
 

@@ -239,7 +239,7 @@ async def _serve(
             replay=scenario.replay if scenario else None,
         )
         # one chart maker for both platforms: a chart is drawn once per refresh and resent
-        charts = ChartMaker(explainer, client, settings.sources, clock=clock)
+        charts = ChartMaker(explainer, settings.sources, clock=clock)
         actions = Actions(
             explainer,
             store,

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-
 from explainers import formatting as fmt
 from explainers.chart_window import WINDOW
 from explainers.errors import ChartUnavailable
@@ -75,12 +73,10 @@ class ChartMaker:
     def __init__(
         self,
         explainer: Explainer,
-        client: httpx.AsyncClient,
         cfg: SourceSettings,
         clock: Clock = utcnow,
     ) -> None:
         self.explainer = explainer
-        self.client = client
         self.cfg = cfg
         self.clock = clock
         #: renders actually drawn (not served from the cache), for tests and benchmarks
@@ -89,7 +85,9 @@ class ChartMaker:
         self._inflight: dict[CacheKey, asyncio.Task[Chart]] = {}
         #: BTC's price series of one data time: every sell-off chart of a refresh shows it
         self._btc: dict[datetime, asyncio.Task[PriceSeries | None]] = {}
-        #: the collector's runner: a source that refused the refresh is left alone here too
+        #: the collector's client and runner: prices come over the one HTTP client, and a source
+        #: that refused the refresh is left alone here too
+        self.client = explainer.collector.client
         self.runner = explainer.collector.runner
 
     async def sell_off(self, coin: str | None = None) -> Chart:

@@ -231,9 +231,7 @@ def test_driver_marks_are_where_the_current_streak_began() -> None:
 async def demo_maker(
     upstream: Upstream, client: httpx.AsyncClient, settings: Settings
 ) -> ChartMaker:
-    return ChartMaker(
-        upstream.explainer(client, settings), client, settings.sources, clock=upstream.clock
-    )
+    return ChartMaker(upstream.explainer(client, settings), settings.sources, clock=upstream.clock)
 
 
 async def test_demo_sell_off_chart() -> None:

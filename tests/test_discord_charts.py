@@ -72,10 +72,8 @@ def explainer(upstream: Upstream, client: httpx.AsyncClient, settings: Settings)
 
 
 @pytest.fixture
-def maker(
-    explainer: Explainer, client: httpx.AsyncClient, settings: Settings, upstream: Upstream
-) -> ChartMaker:
-    return ChartMaker(explainer, client, settings.sources, clock=upstream.clock)
+def maker(explainer: Explainer, settings: Settings, upstream: Upstream) -> ChartMaker:
+    return ChartMaker(explainer, settings.sources, clock=upstream.clock)
 
 
 @pytest.fixture

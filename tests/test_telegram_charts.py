@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -50,11 +49,8 @@ ALERT_START = "<b>Crash alert</b>: 5 sell-off drivers firing together.\n\n"
 
 
 @pytest.fixture
-async def charts(
-    explainer: Explainer, upstream: Upstream, settings: Settings
-) -> AsyncIterator[ChartMaker]:
-    async with upstream.client(settings) as client:
-        yield ChartMaker(explainer, client, settings.sources, clock=upstream.clock)
+def charts(explainer: Explainer, upstream: Upstream, settings: Settings) -> ChartMaker:
+    return ChartMaker(explainer, settings.sources, clock=upstream.clock)
 
 
 @pytest.fixture
