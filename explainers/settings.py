@@ -68,7 +68,9 @@ class SourceSettings(BaseModel):
 
 
 class Thresholds(BaseModel):
-    """Default thresholds from DESIGN.md; every one can be changed."""
+    """What the six driver rules and the "down" verdict compare against: a driver fires when its
+    figure crosses its threshold, the market is down at or below the down levels. Every one can
+    be changed (`WHYDOWN_THRESHOLDS__<NAME>`)."""
 
     # liquidation cascade
     liq_long_1h_usd: float = 25e6
