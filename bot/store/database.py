@@ -3,7 +3,8 @@
 The parts own their tables: `store.subs` (subscriptions), `store.outbox` (alerts and
 deliveries), `store.history` (the core's History: figures and liquidation events) and
 `store.meta`. Store's own methods delegate to them, so callers may use either. Call the store
-from the event loop's thread only.
+from the event loop's thread only, except `store.history`: it has its own connection and lock,
+and the explainer's refresh uses it from a worker thread.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from bot.store.meta import Meta
 from bot.store.outbox import Alert, AlertKind, AlertSummary, Delivery, Outbox
 from bot.store.schema import migrate, schema_version
 from bot.store.subscriptions import Platform, Subscription, Subscriptions
-from explainers.models import Explanation, Liquidation, LiquidationHour
+from explainers.models import Explanation, Liquidation, LiquidationCoverage, LiquidationHour
 
 DEFAULT_DB_PATH = Path("data/whydown.db")
 
@@ -59,7 +60,8 @@ class Store:
         self.meta = Meta(self.db)
         self.subs = Subscriptions(self.db)
         self.outbox = Outbox(self.db, self.subs)
-        self.history = SqliteHistory(self.db, self.meta)
+        history_db = self._open_history()
+        self.history = SqliteHistory(history_db, Meta(history_db))
 
     def _open(self) -> sqlite_utils.Database:
         if not self.path.exists():
@@ -84,6 +86,18 @@ class Store:
         connection.execute("PRAGMA busy_timeout=5000")  # the running bot may be writing
         return sqlite_utils.Database(connection, execute_plugins=False)
 
+    def _open_history(self) -> sqlite_utils.Database:
+        """The history's own connection (after migration): used from whichever thread holds the
+        history's lock, so it may cross threads."""
+        if self.read_only:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            connection = sqlite3.connect(self.path, check_same_thread=False)
+            connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        return sqlite_utils.Database(connection, execute_plugins=False)
+
     # lifecycle
 
     def acquire_instance_lock(self) -> None:
@@ -92,6 +106,8 @@ class Store:
 
     def close(self) -> None:
         """Close the database and release the instance lock (the lock file stays, harmlessly)."""
+        with self.history.lock:
+            self.history.db.close()
         self.db.close()
         self.instance_lock.release()
 
@@ -118,8 +134,10 @@ class Store:
 
     def prune(self, now: datetime) -> dict[str, int]:
         """Delete expired rows; return how many per table."""
+        # the history prunes on its own connection, in its own transaction
+        pruned = self.history.prune(now)
         with self.transaction():
-            return self.history.prune(now) | self.outbox.prune(now)
+            return pruned | self.outbox.prune(now)
 
     # meta
 
@@ -246,13 +264,25 @@ class Store:
     def add_liquidations(
         self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
     ) -> int:
-        """Store events not seen before (by `Liquidation.key`); return how many were new."""
+        """Add polled events not seen before (by `Liquidation.key`); return how many were new."""
         return self.history.add_liquidations(
             events, polled_at=polled_at, covered_since=covered_since
         )
 
+    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
+        """Add streamed events (already de-duplicated) to the minute sums; return how many."""
+        return self.history.add_streamed_liquidations(events)
+
+    def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
+        """A venue's stream was not listening from `start` to `end` (None: still down)."""
+        self.history.record_liquidation_gap(exchange, start, end)
+
+    def liquidation_coverage(self, since: datetime, until: datetime) -> LiquidationCoverage:
+        """Per venue, since when it has been tracked and whether a gap lies in the window."""
+        return self.history.liquidation_coverage(since, until)
+
     def liquidations(self, since: datetime) -> list[Liquidation]:
-        """Stored events with ``ts >= since``, oldest first."""
+        """Polled events kept for de-duplication with ``ts >= since``, oldest first."""
         return self.history.liquidations(since)
 
     def liquidations_tracked_since(self) -> datetime | None:
@@ -264,9 +294,9 @@ class Store:
         return self.history.liquidations_last_poll()
 
     def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
-        """(long USD, short USD) of stored events with ``since <= ts <= until``."""
+        """(long USD, short USD) over the minutes from `since`'s to `until`'s (see SqliteHistory)."""
         return self.history.liquidation_totals(since, until)
 
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
-        """Hourly sums of stored events with ``ts >= since``, oldest first."""
+        """Hourly sums of the minutes from `since`'s on, oldest first."""
         return self.history.liquidation_hours(since)

@@ -6,6 +6,7 @@ Each migration runs once, in its own transaction, and records the version it pro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -79,10 +80,45 @@ def _v2_alert_kinds_and_easing(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v3_liquidation_minutes(db: sqlite_utils.Database) -> None:
+    """Liquidations become per-minute sums per venue, instrument and side, so totals and charts
+    read at most a day of minutes however many events arrive; ``liquidation_events`` stays as
+    the short window of polled events that de-duplicates REST polls. Stored events are folded
+    into the sums. Minutes are the first 16 characters of a stored time (``YYYY-MM-DDTHH:MM``)."""
+    for statement in (
+        """CREATE TABLE liquidation_minutes (
+            minute TEXT NOT NULL,
+            exchange TEXT NOT NULL,
+            instrument TEXT NOT NULL,
+            side TEXT NOT NULL,
+            usd REAL NOT NULL,
+            events INTEGER NOT NULL,
+            PRIMARY KEY (minute, exchange, instrument, side)) WITHOUT ROWID""",
+        """INSERT INTO liquidation_minutes (minute, exchange, instrument, side, usd, events)
+            SELECT substr(ts, 1, 16), exchange, instrument, side, SUM(usd), COUNT(*)
+            FROM liquidation_events GROUP BY 1, 2, 3, 4""",
+        # a venue's stream was not listening from start to end (NULL: still down)
+        """CREATE TABLE liquidation_gaps (
+            exchange TEXT NOT NULL,
+            start TEXT NOT NULL,
+            "end" TEXT,
+            PRIMARY KEY (exchange, start)) WITHOUT ROWID""",
+    ):
+        db.execute(statement)
+    # the venues polled so far, for coverage (see bot.store.history.POLLED_EXCHANGES)
+    exchanges = [row[0] for row in db.execute("SELECT DISTINCT exchange FROM liquidation_events")]
+    if exchanges:
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('liquidations_polled_exchanges', ?)",
+            (json.dumps(sorted(exchanges)),),
+        )
+
+
 #: ordered migrations; index + 1 is the schema version each one produces. Never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_base_tables,
     _v2_alert_kinds_and_easing,
+    _v3_liquidation_minutes,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
