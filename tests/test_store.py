@@ -40,7 +40,7 @@ def liquidation(minutes_ago: float, usd: float, side: str = "long") -> Liquidati
     return Liquidation(
         exchange="okx",
         instrument="BTC-USDT-SWAP",
-        position_side=side,  # type: ignore[arg-type]
+        position_side=side,
         price=60000.0,
         size=usd / 60000.0,
         usd=usd,
