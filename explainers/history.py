@@ -8,10 +8,10 @@ totals and charts read at most a day of minutes, whatever the number of events. 
 REST polls list the same recent orders again and again, so their raw events are kept for
 `LIQUIDATION_DEDUPE_WINDOW` to tell new from seen, and only new ones are added to the sums;
 streams deliver each event once, so `add_streamed_liquidations` adds them straight to the sums.
-Windows have minute resolution: a window counts every minute it touches, less the polled events
+Totals have minute resolution: a window counts every minute it touches, less the polled events
 of its first minute that came before its start (tracking often begins mid-minute, at the oldest
 event a poll could vouch for, and what came before it there must not count). Streamed events of
-that first minute all count.
+that first minute all count. Hourly sums (for charts) count whole hours.
 """
 
 from __future__ import annotations
@@ -80,8 +80,7 @@ class History(Protocol):
         events of `since`'s minute that came before it."""
 
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
-        """Hourly sums of the minutes from `since`'s on, oldest first; hours without events are
-        absent."""
+        """Hourly sums from `since`'s hour on, oldest first; hours without events are absent."""
 
 
 class MemoryHistory:
@@ -189,7 +188,7 @@ class MemoryHistory:
 
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
         hours: dict[datetime, list[tuple[MinuteKey, list[float]]]] = {}
-        for key, sums in self._minutes_between(since):
+        for key, sums in self._minutes_between(since.replace(minute=0, second=0, microsecond=0)):
             hours.setdefault(key[0].replace(minute=0), []).append((key, sums))
         return [
             LiquidationHour(

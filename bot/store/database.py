@@ -298,5 +298,5 @@ class Store:
         return self.history.liquidation_totals(since, until)
 
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
-        """Hourly sums of the minutes from `since`'s on, oldest first."""
+        """Hourly sums from `since`'s hour on, oldest first."""
         return self.history.liquidation_hours(since)

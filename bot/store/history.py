@@ -48,11 +48,19 @@ LAST_POLL = "liquidations_last_poll"
 #: JSON list of the venues polled so far (their coverage follows the REST tracking)
 POLLED_EXCHANGES = "liquidations_polled_exchanges"
 
-UPSERT_MINUTE = (
-    "INSERT INTO liquidation_minutes (minute, exchange, instrument, side, usd, events) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (minute, exchange, instrument, side) "
-    "DO UPDATE SET usd = usd + excluded.usd, events = events + excluded.events"
-)
+
+def _upsert(table: str, key: str) -> str:
+    columns = key.split(", ")
+    marks = ", ".join("?" * (len(columns) + 2))
+    return (
+        f"INSERT INTO {table} ({key}, usd, events) VALUES ({marks}) ON CONFLICT ({key}) "
+        "DO UPDATE SET usd = usd + excluded.usd, events = events + excluded.events"
+    )
+
+
+UPSERT_MINUTE = _upsert("liquidation_minutes", "minute, exchange, instrument, side")
+UPSERT_MINUTE_VENUE = _upsert("liquidation_minute_venues", "minute, exchange, side")
+UPSERT_HOUR = _upsert("liquidation_hour_sums", "hour, exchange, instrument, side")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,7 +82,10 @@ def _locked(
     return wrapper
 
 
-def minute_rows(events: Iterable[Liquidation]) -> list[tuple[str, str, str, str, float, int]]:
+SumRow = tuple[str, str, str, str, float, int]
+
+
+def minute_rows(events: Iterable[Liquidation]) -> list[SumRow]:
     """Events summed per (minute, exchange, instrument, side): one upsert per sum, not per event."""
     sums: dict[tuple[str, str, str, str], list[float]] = {}
     for e in events:
@@ -87,9 +98,31 @@ def minute_rows(events: Iterable[Liquidation]) -> list[tuple[str, str, str, str,
     return [(*key, usd, int(count)) for key, (usd, count) in sums.items()]
 
 
+def _rolled_up(
+    rows: Iterable[SumRow],
+) -> tuple[list[tuple[str, str, str, float, int]], list[SumRow]]:
+    """Minute sums rolled up per (minute, exchange, side) and per (hour, exchange, instrument,
+    side)."""
+    venues: dict[tuple[str, str, str], list[float]] = {}
+    hours: dict[tuple[str, str, str, str], list[float]] = {}
+    for minute, exchange, instrument, side, usd, count in rows:
+        venue = venues.setdefault((minute, exchange, side), [0.0, 0])
+        venue[0] += usd
+        venue[1] += count
+        hour = hours.setdefault((minute[:13], exchange, instrument, side), [0.0, 0])
+        hour[0] += usd
+        hour[1] += count
+    return (
+        [(*k, usd, int(n)) for k, (usd, n) in venues.items()],
+        [(*k, usd, int(n)) for k, (usd, n) in hours.items()],
+    )
+
+
 class SqliteHistory:
-    """The ``figures``, ``liquidation_minutes``, ``liquidation_events`` and ``liquidation_gaps``
-    tables, and where polling stands in ``meta``. Safe to call from any thread (see above)."""
+    """The ``figures`` table, the liquidation sums (``liquidation_minutes`` and its roll-ups
+    ``liquidation_minute_venues`` and ``liquidation_hour_sums``), ``liquidation_events`` (polled,
+    for de-duplication) and ``liquidation_gaps``, and where polling stands in ``meta``. Safe to
+    call from any thread (see above)."""
 
     def __init__(self, db: sqlite_utils.Database, meta: Meta) -> None:
         self.db = db
@@ -153,7 +186,7 @@ class SqliteHistory:
                 row = (key, e.exchange, e.instrument, e.position_side, e.price, e.size, e.usd)
                 if conn.execute(insert, (*row, stamp(e.ts))).rowcount == 1:
                     new.append(e)
-            conn.executemany(UPSERT_MINUTE, minute_rows(new))
+            self._add_sums(new)
             known = set(self._polled_exchanges())
             if not known.issuperset(e.exchange for e in new):
                 self.meta.set(
@@ -170,10 +203,18 @@ class SqliteHistory:
     def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
         """Add streamed events (each delivered once) to the minute sums in one transaction;
         return how many were added. No raw row is kept."""
-        rows = minute_rows(events)
         with self._write():
-            self.db.conn.executemany(UPSERT_MINUTE, rows)
+            self._add_sums(events)
         return len(events)
+
+    def _add_sums(self, events: Iterable[Liquidation]) -> None:
+        """Add events to the minute sums and their roll-ups (inside a write transaction)."""
+        rows = minute_rows(events)
+        venues, hours = _rolled_up(rows)
+        conn = self.db.conn
+        conn.executemany(UPSERT_MINUTE, rows)
+        conn.executemany(UPSERT_MINUTE_VENUE, venues)
+        conn.executemany(UPSERT_HOUR, hours)
 
     @_locked
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
@@ -235,7 +276,8 @@ class SqliteHistory:
         first = minute_text(since)
         sums = dict(
             self.db.execute(
-                "SELECT side, SUM(usd) FROM liquidation_minutes WHERE minute >= ? AND minute <= ? "
+                "SELECT side, SUM(usd) FROM liquidation_minute_venues "
+                "WHERE minute >= ? AND minute <= ? "
                 "GROUP BY side",
                 (first, minute_text(until)),
             ).fetchall()
@@ -255,15 +297,15 @@ class SqliteHistory:
 
     @_locked
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
-        """Hourly sums of the minutes from `since`'s on, oldest first, summed in SQL."""
+        """Hourly sums from `since`'s hour on, oldest first, read from the hourly sums (at most
+        24 x venues x instruments x 2 rows a day)."""
         rows = self.db.execute(
-            # a stored minute starts "YYYY-MM-DDTHH": the first 13 characters name the hour
-            "SELECT substr(minute, 1, 13) AS hour, "
+            "SELECT hour, "
             "SUM(CASE WHEN side = 'long' THEN usd ELSE 0 END), "
             "SUM(CASE WHEN side = 'short' THEN usd ELSE 0 END), "
             "GROUP_CONCAT(DISTINCT instrument) "
-            "FROM liquidation_minutes WHERE minute >= ? GROUP BY hour ORDER BY hour",
-            (minute_text(since),),
+            "FROM liquidation_hour_sums WHERE hour >= ? GROUP BY hour ORDER BY hour",
+            (minute_text(since)[:13],),
         ).fetchall()
         return [
             LiquidationHour(
@@ -288,10 +330,12 @@ class SqliteHistory:
             events = conn.execute(
                 "DELETE FROM liquidation_events WHERE ts < ?", (stamp(now - LIQUIDATIONS_KEEP),)
             ).rowcount
+            oldest_minute = minute_text(now - MINUTES_KEEP)
             minutes = conn.execute(
-                "DELETE FROM liquidation_minutes WHERE minute < ?",
-                (minute_text(now - MINUTES_KEEP),),
+                "DELETE FROM liquidation_minutes WHERE minute < ?", (oldest_minute,)
             ).rowcount
+            conn.execute("DELETE FROM liquidation_minute_venues WHERE minute < ?", (oldest_minute,))
+            conn.execute("DELETE FROM liquidation_hour_sums WHERE hour < ?", (oldest_minute[:13],))
             conn.execute(
                 'DELETE FROM liquidation_gaps AS g WHERE g."end" < ? AND EXISTS '
                 "(SELECT 1 FROM liquidation_gaps AS later "
