@@ -216,3 +216,34 @@ def test_gaps_and_sums_survive_a_restart_and_old_gaps_are_pruned(tmp_path: Path)
         [bybit] = store.liquidation_coverage(NOW - timedelta(hours=1), NOW).venues
         assert bybit.tracked_since == NOW - timedelta(days=2) and not bybit.gap_in_window
         assert store.liquidation_totals(NOW - timedelta(hours=1), NOW) == (5e6, 0.0)
+
+
+def test_totals_over_any_window_match_the_events_minute_by_minute(store: Store) -> None:
+    # one streamed event every 7 minutes over 5 hours, with whole-dollar sizes (exact sums)
+    events = [
+        event(m * 60 + 13, 1000.0 * (m + 1), "long" if m % 2 else "short", exchange="Bybit")
+        for m in range(0, 300, 7)
+    ]
+    memory = MemoryHistory()
+    for history in (memory, store.history):
+        history.add_streamed_liquidations(events)
+    for since_m, until_m in [(300, 0), (61, 0), (60, 1), (119, 59), (200, 130), (5, 3), (301, 240)]:
+        since, until = NOW - timedelta(minutes=since_m), NOW - timedelta(minutes=until_m)
+        first, last = since.replace(second=0), until.replace(second=0)
+        expected = (
+            sum(
+                e.usd
+                for e in events
+                if first <= e.ts.replace(second=0) <= last and e.position_side == "long"
+            ),
+            sum(
+                e.usd
+                for e in events
+                if first <= e.ts.replace(second=0) <= last and e.position_side == "short"
+            ),
+        )
+        assert store.liquidation_totals(since, until) == expected, (since_m, until_m)
+        assert memory.liquidation_totals(since, until) == expected, (since_m, until_m)
+    assert store.liquidation_hours(NOW - timedelta(hours=6)) == memory.liquidation_hours(
+        NOW - timedelta(hours=6)
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -60,7 +61,10 @@ def _upsert(table: str, key: str) -> str:
 
 UPSERT_MINUTE = _upsert("liquidation_minutes", "minute, exchange, instrument, side")
 UPSERT_MINUTE_VENUE = _upsert("liquidation_minute_venues", "minute, exchange, side")
-UPSERT_HOUR = _upsert("liquidation_hour_sums", "hour, exchange, instrument, side")
+UPSERT_HOUR_VENUE = _upsert("liquidation_hour_venues", "hour, exchange, side")
+ADD_HOUR_INSTRUMENT = (
+    "INSERT OR IGNORE INTO liquidation_hour_instruments (hour, instrument) VALUES (?, ?)"
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -85,6 +89,14 @@ def _locked(
 SumRow = tuple[str, str, str, str, float, int]
 
 
+def _next_hour(minute: str) -> str:
+    return stamp(datetime.fromisoformat(f"{minute[:13]}:00+00:00") + timedelta(hours=1))[:13]
+
+
+def _previous_hour(minute: str) -> str:
+    return stamp(datetime.fromisoformat(f"{minute[:13]}:00+00:00") - timedelta(hours=1))[:13]
+
+
 def minute_rows(events: Iterable[Liquidation]) -> list[SumRow]:
     """Events summed per (minute, exchange, instrument, side): one upsert per sum, not per event."""
     sums: dict[tuple[str, str, str, str], list[float]] = {}
@@ -98,31 +110,30 @@ def minute_rows(events: Iterable[Liquidation]) -> list[SumRow]:
     return [(*key, usd, int(count)) for key, (usd, count) in sums.items()]
 
 
-def _rolled_up(
-    rows: Iterable[SumRow],
-) -> tuple[list[tuple[str, str, str, float, int]], list[SumRow]]:
-    """Minute sums rolled up per (minute, exchange, side) and per (hour, exchange, instrument,
-    side)."""
-    venues: dict[tuple[str, str, str], list[float]] = {}
-    hours: dict[tuple[str, str, str, str], list[float]] = {}
+def write_sums(conn: sqlite3.Connection, rows: Sequence[SumRow]) -> None:
+    """Add minute sums, and their roll-ups, inside the caller's write transaction."""
+    minutes: dict[tuple[str, str, str], list[float]] = {}
+    hours: dict[tuple[str, str, str], list[float]] = {}
+    instruments: set[tuple[str, str]] = set()
     for minute, exchange, instrument, side, usd, count in rows:
-        venue = venues.setdefault((minute, exchange, side), [0.0, 0])
-        venue[0] += usd
-        venue[1] += count
-        hour = hours.setdefault((minute[:13], exchange, instrument, side), [0.0, 0])
-        hour[0] += usd
-        hour[1] += count
-    return (
-        [(*k, usd, int(n)) for k, (usd, n) in venues.items()],
-        [(*k, usd, int(n)) for k, (usd, n) in hours.items()],
-    )
+        for rollup, key in (
+            (minutes, (minute, exchange, side)),
+            (hours, (minute[:13], exchange, side)),
+        ):
+            found = rollup.setdefault(key, [0.0, 0])
+            found[0] += usd
+            found[1] += count
+        instruments.add((minute[:13], instrument))
+    conn.executemany(UPSERT_MINUTE, rows)
+    conn.executemany(UPSERT_MINUTE_VENUE, [(*k, usd, int(n)) for k, (usd, n) in minutes.items()])
+    conn.executemany(UPSERT_HOUR_VENUE, [(*k, usd, int(n)) for k, (usd, n) in hours.items()])
+    conn.executemany(ADD_HOUR_INSTRUMENT, sorted(instruments))
 
 
 class SqliteHistory:
-    """The ``figures`` table, the liquidation sums (``liquidation_minutes`` and its roll-ups
-    ``liquidation_minute_venues`` and ``liquidation_hour_sums``), ``liquidation_events`` (polled,
-    for de-duplication) and ``liquidation_gaps``, and where polling stands in ``meta``. Safe to
-    call from any thread (see above)."""
+    """The ``figures`` table, the liquidation sums (``liquidation_minutes`` and its roll-ups, see
+    schema v3), ``liquidation_events`` (polled, for de-duplication) and ``liquidation_gaps``, and
+    where polling stands in ``meta``. Safe to call from any thread (see above)."""
 
     def __init__(self, db: sqlite_utils.Database, meta: Meta) -> None:
         self.db = db
@@ -209,12 +220,7 @@ class SqliteHistory:
 
     def _add_sums(self, events: Iterable[Liquidation]) -> None:
         """Add events to the minute sums and their roll-ups (inside a write transaction)."""
-        rows = minute_rows(events)
-        venues, hours = _rolled_up(rows)
-        conn = self.db.conn
-        conn.executemany(UPSERT_MINUTE, rows)
-        conn.executemany(UPSERT_MINUTE_VENUE, venues)
-        conn.executemany(UPSERT_HOUR, hours)
+        write_sums(self.db.conn, minute_rows(events))
 
     @_locked
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
@@ -273,15 +279,34 @@ class SqliteHistory:
         """(long USD, short USD) over the minutes from `since`'s to `until`'s, less the polled
         events of `since`'s minute that came before it; summed in SQL from at most one row per
         minute, venue, instrument and side (and a minute of polled events)."""
-        first = minute_text(since)
-        sums = dict(
-            self.db.execute(
+        first, last = minute_text(since), minute_text(until)
+        # whole hours from the hourly roll-up, the ragged ends from the minute one
+        whole_from = first[:13] if first.endswith(":00") else _next_hour(first)
+        whole_to = last[:13] if last.endswith(":59") else _previous_hour(last)
+        if whole_from <= whole_to:
+            query = (
+                "SELECT side, SUM(usd) FROM ("
+                "SELECT side, usd FROM liquidation_hour_venues WHERE hour >= ? AND hour <= ? "
+                "UNION ALL SELECT side, usd FROM liquidation_minute_venues "
+                "WHERE minute >= ? AND minute < ? "
+                "UNION ALL SELECT side, usd FROM liquidation_minute_venues "
+                "WHERE minute > ? AND minute <= ?) GROUP BY side"
+            )
+            args: tuple[str, ...] = (
+                whole_from,
+                whole_to,
+                first,
+                f"{whole_from}:00",
+                f"{whole_to}:59",
+                last,
+            )
+        else:
+            query = (
                 "SELECT side, SUM(usd) FROM liquidation_minute_venues "
-                "WHERE minute >= ? AND minute <= ? "
-                "GROUP BY side",
-                (first, minute_text(until)),
-            ).fetchall()
-        )
+                "WHERE minute >= ? AND minute <= ? GROUP BY side"
+            )
+            args = (first, last)
+        sums = dict(self.db.execute(query, args).fetchall())
         # the polled events of the first minute that came before `since` (a minute's worth at most)
         before = dict(
             self.db.execute(
@@ -297,24 +322,28 @@ class SqliteHistory:
 
     @_locked
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
-        """Hourly sums from `since`'s hour on, oldest first, read from the hourly sums (at most
-        24 x venues x instruments x 2 rows a day)."""
-        rows = self.db.execute(
-            "SELECT hour, "
-            "SUM(CASE WHEN side = 'long' THEN usd ELSE 0 END), "
-            "SUM(CASE WHEN side = 'short' THEN usd ELSE 0 END), "
-            "GROUP_CONCAT(DISTINCT instrument) "
-            "FROM liquidation_hour_sums WHERE hour >= ? GROUP BY hour ORDER BY hour",
-            (minute_text(since)[:13],),
+        """Hourly sums from `since`'s hour on, oldest first, read from the hourly roll-ups (24 x
+        venues x 2 rows a day, and the instruments each hour saw)."""
+        hour = minute_text(since)[:13]
+        sums = self.db.execute(
+            "SELECT hour, SUM(CASE WHEN side = 'long' THEN usd ELSE 0 END), "
+            "SUM(CASE WHEN side = 'short' THEN usd ELSE 0 END) "
+            "FROM liquidation_hour_venues WHERE hour >= ? GROUP BY hour ORDER BY hour",
+            (hour,),
         ).fetchall()
+        instruments: dict[str, list[str]] = {}
+        for h, instrument in self.db.execute(
+            "SELECT hour, instrument FROM liquidation_hour_instruments WHERE hour >= ?", (hour,)
+        ):
+            instruments.setdefault(h, []).append(instrument)
         return [
             LiquidationHour(
                 hour=datetime.fromisoformat(f"{hour}:00:00+00:00"),
                 long_usd=float(long_usd),
                 short_usd=float(short_usd),
-                instruments=sorted(set(instruments.split(","))),
+                instruments=sorted(instruments.get(hour, [])),
             )
-            for hour, long_usd, short_usd, instruments in rows
+            for hour, long_usd, short_usd in sums
         ]
 
     @_locked
@@ -335,7 +364,8 @@ class SqliteHistory:
                 "DELETE FROM liquidation_minutes WHERE minute < ?", (oldest_minute,)
             ).rowcount
             conn.execute("DELETE FROM liquidation_minute_venues WHERE minute < ?", (oldest_minute,))
-            conn.execute("DELETE FROM liquidation_hour_sums WHERE hour < ?", (oldest_minute[:13],))
+            for table in ("liquidation_hour_venues", "liquidation_hour_instruments"):
+                conn.execute(f"DELETE FROM {table} WHERE hour < ?", (oldest_minute[:13],))
             conn.execute(
                 'DELETE FROM liquidation_gaps AS g WHERE g."end" < ? AND EXISTS '
                 "(SELECT 1 FROM liquidation_gaps AS later "

@@ -81,13 +81,15 @@ def _v2_alert_kinds_and_easing(db: sqlite_utils.Database) -> None:
 
 
 def _v3_liquidation_minutes(db: sqlite_utils.Database) -> None:
-    """Liquidations become sums, so totals and charts cost the same however many events arrive:
-    per minute, venue, instrument and side (``liquidation_minutes``); per minute, venue and side
-    (``liquidation_minute_venues``: what totals read, at most 1,441 minutes x venues x 2 rows a
-    day); per hour, venue, instrument and side (``liquidation_hour_sums``: what charts read).
-    ``liquidation_events`` stays as the short window of polled events that de-duplicates polls.
-    Stored events are folded into the sums. A minute is the first 16 characters of a stored time
-    (``YYYY-MM-DDTHH:MM``), an hour the first 13."""
+    """Liquidations become sums, so totals and charts cost the same however many events arrive.
+    ``liquidation_minutes`` sums them per minute, venue, instrument and side; roll-ups serve the
+    reads: ``liquidation_hour_venues`` (per hour, venue and side) for whole hours and
+    ``liquidation_minute_venues`` (per minute, venue and side) for a window's ragged ends, so a
+    24h total reads at most 24 + 120 rows per venue and side; ``liquidation_hour_instruments``
+    names the instruments each hour saw, for charts. ``liquidation_events`` stays as the short
+    window of polled events that de-duplicates polls. Stored events are folded into the sums.
+    A minute is the first 16 characters of a stored time (``YYYY-MM-DDTHH:MM``), an hour the
+    first 13."""
     sums = "usd REAL NOT NULL, events INTEGER NOT NULL"
     for statement in (
         f"""CREATE TABLE liquidation_minutes (
@@ -97,19 +99,23 @@ def _v3_liquidation_minutes(db: sqlite_utils.Database) -> None:
         f"""CREATE TABLE liquidation_minute_venues (
             minute TEXT NOT NULL, exchange TEXT NOT NULL, side TEXT NOT NULL, {sums},
             PRIMARY KEY (minute, exchange, side)) WITHOUT ROWID""",
-        f"""CREATE TABLE liquidation_hour_sums (
-            hour TEXT NOT NULL, exchange TEXT NOT NULL, instrument TEXT NOT NULL,
-            side TEXT NOT NULL, {sums},
-            PRIMARY KEY (hour, exchange, instrument, side)) WITHOUT ROWID""",
+        f"""CREATE TABLE liquidation_hour_venues (
+            hour TEXT NOT NULL, exchange TEXT NOT NULL, side TEXT NOT NULL, {sums},
+            PRIMARY KEY (hour, exchange, side)) WITHOUT ROWID""",
+        """CREATE TABLE liquidation_hour_instruments (
+            hour TEXT NOT NULL, instrument TEXT NOT NULL,
+            PRIMARY KEY (hour, instrument)) WITHOUT ROWID""",
         """INSERT INTO liquidation_minutes (minute, exchange, instrument, side, usd, events)
             SELECT substr(ts, 1, 16), exchange, instrument, side, SUM(usd), COUNT(*)
             FROM liquidation_events GROUP BY 1, 2, 3, 4""",
         """INSERT INTO liquidation_minute_venues (minute, exchange, side, usd, events)
             SELECT minute, exchange, side, SUM(usd), SUM(events)
             FROM liquidation_minutes GROUP BY 1, 2, 3""",
-        """INSERT INTO liquidation_hour_sums (hour, exchange, instrument, side, usd, events)
-            SELECT substr(minute, 1, 13), exchange, instrument, side, SUM(usd), SUM(events)
-            FROM liquidation_minutes GROUP BY 1, 2, 3, 4""",
+        """INSERT INTO liquidation_hour_venues (hour, exchange, side, usd, events)
+            SELECT substr(minute, 1, 13), exchange, side, SUM(usd), SUM(events)
+            FROM liquidation_minutes GROUP BY 1, 2, 3""",
+        """INSERT INTO liquidation_hour_instruments (hour, instrument)
+            SELECT DISTINCT substr(minute, 1, 13), instrument FROM liquidation_minutes""",
         # a venue's stream was not listening from start to end (NULL: still down)
         """CREATE TABLE liquidation_gaps (
             exchange TEXT NOT NULL,
