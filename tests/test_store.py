@@ -440,3 +440,18 @@ def test_prune_keeps_only_what_is_still_useful(store: Store) -> None:
     assert store.alert(stuck.id) is not None and store.alert(recent.id) is not None
     # tracking continues: the start of tracking is not forgotten by pruning events
     assert store.liquidations_tracked_since() == now - timedelta(hours=26)
+
+
+def test_history_calls_inside_a_store_transaction_join_it(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.subscribe("telegram", "1", None, 3, "a")
+        store.add_liquidations([liquidation(10, 5e6)], polled_at=START, covered_since=START)
+        raise RuntimeError("rolled back together")
+    assert store.liquidations(START - timedelta(hours=1)) == []
+    with store.transaction():
+        store.subscribe("telegram", "1", None, 3, "a")
+        store.add_liquidations([liquidation(10, 5e6)], polled_at=START, covered_since=START)
+        store.add_figures(START, {"cut_odds": 0.5})
+    # and the history's own connection sees them
+    assert store.history.liquidation_totals(START - timedelta(hours=1), START) == (5e6, 0.0)
+    assert store.history.figures("cut_odds", START) == [(START, 0.5)]

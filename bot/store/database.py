@@ -62,6 +62,10 @@ class Store:
         self.outbox = Outbox(self.db, self.subs)
         history_db = self._open_history()
         self.history = SqliteHistory(history_db, Meta(history_db))
+        # the same history on this connection, behind the same lock: the store's own history
+        # methods use it inside `transaction()`, so they join that transaction as before
+        self._history_here = SqliteHistory(self.db, self.meta)
+        self._history_here.lock = self.history.lock
 
     def _open(self) -> sqlite_utils.Database:
         if not self.path.exists():
@@ -124,9 +128,13 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group store calls into one transaction (nested use becomes a savepoint)."""
+        """Group store calls into one transaction (nested use becomes a savepoint). The store's
+        own history methods join it; `store.history`, on its own connection, does not."""
         with self.db.atomic():
             yield
+
+    def _history(self) -> SqliteHistory:
+        return self._history_here if self.db.conn.in_transaction else self.history
 
     @property
     def schema_version(self) -> int:
@@ -255,48 +263,48 @@ class Store:
 
     def add_figures(self, at: datetime, figures: Mapping[str, float]) -> None:
         """Store named figures observed at `at` (non-finite values are not figures; skipped)."""
-        self.history.add_figures(at, figures)
+        self._history().add_figures(at, figures)
 
     def figures(self, name: str, since: datetime) -> list[tuple[datetime, float]]:
         """One figure's values since `since`, oldest first."""
-        return self.history.figures(name, since)
+        return self._history().figures(name, since)
 
     def add_liquidations(
         self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
     ) -> int:
         """Add polled events not seen before (by `Liquidation.key`); return how many were new."""
-        return self.history.add_liquidations(
+        return self._history().add_liquidations(
             events, polled_at=polled_at, covered_since=covered_since
         )
 
     def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
         """Add streamed events (already de-duplicated) to the minute sums; return how many."""
-        return self.history.add_streamed_liquidations(events)
+        return self._history().add_streamed_liquidations(events)
 
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
         """A venue's stream was not listening from `start` to `end` (None: still down)."""
-        self.history.record_liquidation_gap(exchange, start, end)
+        self._history().record_liquidation_gap(exchange, start, end)
 
     def liquidation_coverage(self, since: datetime, until: datetime) -> LiquidationCoverage:
         """Per venue, since when it has been tracked and whether a gap lies in the window."""
-        return self.history.liquidation_coverage(since, until)
+        return self._history().liquidation_coverage(since, until)
 
     def liquidations(self, since: datetime) -> list[Liquidation]:
         """Polled events kept for de-duplication with ``ts >= since``, oldest first."""
-        return self.history.liquidations(since)
+        return self._history().liquidations(since)
 
     def liquidations_tracked_since(self) -> datetime | None:
         """Since when events have been tracked without a gap, or None."""
-        return self.history.liquidations_tracked_since()
+        return self._history().liquidations_tracked_since()
 
     def liquidations_last_poll(self) -> datetime | None:
         """When the liquidation feeds last answered, or None."""
-        return self.history.liquidations_last_poll()
+        return self._history().liquidations_last_poll()
 
     def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
         """(long USD, short USD) over the minutes from `since`'s to `until`'s (see SqliteHistory)."""
-        return self.history.liquidation_totals(since, until)
+        return self._history().liquidation_totals(since, until)
 
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
         """Hourly sums from `since`'s hour on, oldest first."""
-        return self.history.liquidation_hours(since)
+        return self._history().liquidation_hours(since)
