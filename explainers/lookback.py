@@ -74,17 +74,28 @@ def _nearest(
 
 
 def _totals(history: History, now: datetime, hours: int) -> LiquidationTotals | None:
-    """Totals over the window, counted only from when tracking (re)started; None when nothing
-    is tracked, or when the feeds have not answered for longer than a poll gap (tracking has
-    stopped: what is stored is no longer "the last hour")."""
+    """Totals over the window, counted from when every venue tracked now has been tracked; None
+    when nothing is tracked now (no venue streaming, and the polls have not answered for longer
+    than a poll gap: what is stored is no longer "the last hour"). Partial when a venue started,
+    dropped or restarted inside the window."""
+    window_start = now - timedelta(hours=hours)
+    coverage = history.liquidation_coverage(window_start, now)
+    starts = [v.tracked_since for v in coverage.tracked if v.tracked_since is not None]
     tracked_since = history.liquidations_tracked_since()
     last_poll = history.liquidations_last_poll()
-    if tracked_since is None or last_poll is None or now - last_poll > MAX_POLL_GAP:
+    if tracked_since is not None and last_poll is not None and now - last_poll <= MAX_POLL_GAP:
+        starts.append(tracked_since)  # polls answer even when no venue has listed an event yet
+    if not starts:
         return None
-    since = max(now - timedelta(hours=hours), tracked_since)
+    since = max(window_start, *starts)
     long_usd, short_usd = history.liquidation_totals(since, now)
     return LiquidationTotals(
-        window_h=hours, long_usd=long_usd, short_usd=short_usd, tracked_since=tracked_since
+        window_h=hours,
+        long_usd=long_usd,
+        short_usd=short_usd,
+        tracked_since=max(starts),
+        exchanges=[v.exchange for v in coverage.tracked],
+        partial=coverage.partial or since > window_start,
     )
 
 

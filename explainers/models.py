@@ -108,6 +108,45 @@ class LiquidationHour(Model):
     instruments: list[str] = Field(default_factory=list)
 
 
+class VenueCoverage(Model):
+    """How one venue's liquidations were tracked over a window."""
+
+    exchange: str
+    #: start of the unbroken tracking that reaches the window's end; None: not tracked at its end
+    tracked_since: datetime | None
+    #: a gap (a stream disconnect or start, a restart of polling) lies inside the window
+    gap_in_window: bool
+
+
+class LiquidationCoverage(Model):
+    """Per venue, whether liquidations over ``[since, until]`` were tracked without a hole.
+
+    Streamed venues are known from their recorded gaps (a stream records one when it starts);
+    polled venues share the REST tracking (``tracked_since`` and the last poll)."""
+
+    since: datetime
+    until: datetime
+    venues: list[VenueCoverage] = Field(default_factory=list)
+
+    @property
+    def tracked(self) -> list[VenueCoverage]:
+        """Venues tracked at the window's end."""
+        return [v for v in self.venues if v.tracked_since is not None]
+
+    @property
+    def tracked_since(self) -> datetime | None:
+        """Since when every venue tracked at the window's end has been tracked; None: none is."""
+        return max((v.tracked_since for v in self.tracked if v.tracked_since), default=None)
+
+    @property
+    def partial(self) -> bool:
+        """Some venue was not tracked over the whole window (a gap, a late start, a venue down)."""
+        return any(
+            v.gap_in_window or v.tracked_since is None or v.tracked_since > self.since
+            for v in self.venues
+        )
+
+
 class Liquidations(SourceResult):
     """The most recent liquidation orders an exchange reports (a window, not a total)."""
 
@@ -247,6 +286,10 @@ class LiquidationTotals(Model):
     long_usd: float
     short_usd: float
     tracked_since: datetime | None  # None: nothing tracked yet, totals unknown
+    #: venues whose liquidations were summed (empty: not known, e.g. built by hand)
+    exchanges: list[str] = Field(default_factory=list)
+    #: the window holds a gap: a venue started, dropped or restarted inside it
+    partial: bool = False
 
     @property
     def total_usd(self) -> float:

@@ -67,18 +67,8 @@ class Explainer:
 
     async def _refresh(self) -> Refreshed:
         snapshot = await self.collector.collect()
-        lookback.remember(snapshot, self.history)
-        lb = lookback.lookback(snapshot, self.history, self.thresholds)
-        results = drivers.evaluate(snapshot, lb, self.thresholds)
-        # each driver's state over time, so charts can mark where one started firing
-        self.history.add_figures(
-            snapshot.taken_at,
-            {
-                f"driver_{d.key}": 1.0 if d.state == "fired" else 0.0
-                for d in results
-                if d.state != "unknown"
-            },
-        )
+        # the history's reads and writes (SQLite, CPU) run in a worker thread: the loop stays free
+        lb, results = await asyncio.to_thread(self._digest, snapshot)
         explanation = explain(
             snapshot, results, lb, self.thresholds, now=self.clock(), replay=self.replay
         )
@@ -94,11 +84,29 @@ class Explainer:
         )
         return refreshed
 
+    def _digest(self, snapshot: Snapshot) -> tuple[Lookback, list[DriverResult]]:
+        """Remember the snapshot, look back and evaluate the drivers (off the event loop)."""
+        lookback.remember(snapshot, self.history)
+        lb = lookback.lookback(snapshot, self.history, self.thresholds)
+        results = drivers.evaluate(snapshot, lb, self.thresholds)
+        # each driver's state over time, so charts can mark where one started firing
+        self.history.add_figures(
+            snapshot.taken_at,
+            {
+                f"driver_{d.key}": 1.0 if d.state == "fired" else 0.0
+                for d in results
+                if d.state != "unknown"
+            },
+        )
+        return lb, results
+
     async def poll_liquidations(self) -> int:
         """Read the liquidation feeds between refreshes; return how many events were new."""
         polled_at = self.clock()
         batches = await self.collector.collect_liquidations()
-        return lookback.track_liquidations(self.history, batches, polled_at)
+        return await asyncio.to_thread(
+            lookback.track_liquidations, self.history, batches, polled_at
+        )
 
     async def current(self) -> Refreshed:
         """The cached refresh when fresh enough, else a (shared) new one."""

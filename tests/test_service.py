@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 import pytest
 
 from bot.config import Settings
 from explainers.errors import UnknownCoin
+from explainers.history import MemoryHistory
+from explainers.models import Liquidation, Liquidations, Snapshot
+from explainers.service import Explainer
+from explainers.settings import Thresholds
 from explainers.sources import okx
+from tests import factories as f
 from tests.replay_helpers import Upstream
 
 
@@ -105,3 +113,57 @@ async def test_unknown_coin_gets_close_matches(settings: Settings) -> None:
         with pytest.raises(UnknownCoin) as caught:
             await upstream.explainer(client, settings).explain("solanaa")
     assert "solana" in caught.value.suggestions
+
+
+class _RecordedCollector:
+    """Returns one recorded snapshot, once released: every caller must be waiting by then."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.released = asyncio.Event()
+        self.calls = 0
+
+    async def collect(self) -> Snapshot:
+        self.calls += 1
+        await self.released.wait()
+        return self.snapshot
+
+
+class _ThreadRecordingHistory(MemoryHistory):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer_threads: list[int] = []
+
+    def add_figures(self, at: datetime, figures: Mapping[str, float]) -> None:
+        self.writer_threads.append(threading.get_ident())
+        super().add_figures(at, figures)
+
+
+async def test_the_history_work_runs_off_the_loop_and_still_single_flights() -> None:
+    liquidation = Liquidation(
+        exchange="OKX",
+        instrument="BTC-USDT-SWAP",
+        position_side="long",
+        price=50000.0,
+        size=100.0,
+        usd=5e6,
+        ts=f.NOW - timedelta(minutes=10),
+    )
+    snapshot = f.snapshot(
+        liquidations=[Liquidations(source="OKX", as_of=f.NOW, events=[liquidation])]
+    )
+    collector = _RecordedCollector(snapshot)
+    history = _ThreadRecordingHistory()
+    explainer = Explainer(collector, Thresholds(), history=history, clock=lambda: f.NOW)  # type: ignore[arg-type]
+
+    waiting = [asyncio.create_task(explainer.refresh()) for _ in range(50)]
+    await asyncio.sleep(0)  # let every caller join before the collector answers
+    collector.released.set()
+    refreshed = await asyncio.gather(*waiting)
+
+    assert collector.calls == 1 and len({id(r) for r in refreshed}) == 1
+    # the snapshot's figures and the drivers' states: written once, by a worker thread
+    assert len(history.writer_threads) == 2
+    assert threading.get_ident() not in history.writer_threads
+    totals = refreshed[0].lookback.liquidations_1h
+    assert totals is not None and (totals.long_usd, totals.exchanges) == (5e6, ["OKX"])

@@ -40,7 +40,7 @@ def liquidation(minutes_ago: float, usd: float, side: str = "long") -> Liquidati
     return Liquidation(
         exchange="okx",
         instrument="BTC-USDT-SWAP",
-        position_side=side,  # type: ignore[arg-type]
+        position_side=side,
         price=60000.0,
         size=usd / 60000.0,
         usd=usd,
@@ -410,6 +410,9 @@ def test_prune_keeps_only_what_is_still_useful(store: Store) -> None:
     store.add_figures(now - timedelta(days=7), {"recent": 2.0})
     old_liq = liquidation(0, 1e6).model_copy(update={"ts": now - timedelta(hours=26)})
     new_liq = liquidation(0, 2e6).model_copy(update={"ts": now - timedelta(hours=24)})
+    # polled events are kept 48h to de-duplicate polls; their minute sums 25h, for the totals
+    oldest = liquidation(0, 4e6).model_copy(update={"ts": now - timedelta(hours=49)})
+    store.add_liquidations([oldest], polled_at=oldest.ts, covered_since=oldest.ts)
     store.add_liquidations([old_liq, new_liq], polled_at=now, covered_since=old_liq.ts)
     sub = store.subscribe("discord", "1", None, 3, "a")
     old_alert = store.add_alert("alert", explanation(3), "old", now - timedelta(days=31))
@@ -422,10 +425,33 @@ def test_prune_keeps_only_what_is_still_useful(store: Store) -> None:
 
     removed = store.prune(now)
 
-    assert removed == {"figures": 1, "liquidation_events": 1, "deliveries": 1, "alerts": 1}
+    assert removed == {
+        "figures": 1,
+        "liquidation_events": 1,
+        "liquidation_minutes": 2,
+        "deliveries": 1,
+        "alerts": 1,
+    }
     assert store.figures("old", START) == [] and len(store.figures("recent", START)) == 1
-    assert [e.usd for e in store.liquidations(START)] == [2e6]
+    assert [e.usd for e in store.liquidations(START)] == [1e6, 2e6]
+    assert store.liquidation_totals(now - timedelta(days=3), now) == (2e6, 0.0)
+    assert [h.long_usd for h in store.liquidation_hours(now - timedelta(days=3))] == [2e6]
     assert store.alert(old_alert.id) is None
     assert store.alert(stuck.id) is not None and store.alert(recent.id) is not None
     # tracking continues: the start of tracking is not forgotten by pruning events
     assert store.liquidations_tracked_since() == now - timedelta(hours=26)
+
+
+def test_history_calls_inside_a_store_transaction_join_it(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.subscribe("telegram", "1", None, 3, "a")
+        store.add_liquidations([liquidation(10, 5e6)], polled_at=START, covered_since=START)
+        raise RuntimeError("rolled back together")
+    assert store.liquidations(START - timedelta(hours=1)) == []
+    with store.transaction():
+        store.subscribe("telegram", "1", None, 3, "a")
+        store.add_liquidations([liquidation(10, 5e6)], polled_at=START, covered_since=START)
+        store.add_figures(START, {"cut_odds": 0.5})
+    # and the history's own connection sees them
+    assert store.history.liquidation_totals(START - timedelta(hours=1), START) == (5e6, 0.0)
+    assert store.history.figures("cut_odds", START) == [(START, 0.5)]

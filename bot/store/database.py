@@ -3,7 +3,8 @@
 The parts own their tables: `store.subs` (subscriptions), `store.outbox` (alerts and
 deliveries), `store.history` (the core's History: figures and liquidation events) and
 `store.meta`. Store's own methods delegate to them, so callers may use either. Call the store
-from the event loop's thread only.
+from the event loop's thread only, except `store.history`: it has its own connection and lock,
+and the explainer's refresh uses it from a worker thread.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from bot.store.meta import Meta
 from bot.store.outbox import Alert, AlertKind, AlertSummary, Delivery, Outbox
 from bot.store.schema import migrate, schema_version
 from bot.store.subscriptions import Platform, Subscription, Subscriptions
-from explainers.models import Explanation, Liquidation, LiquidationHour
+from explainers.models import Explanation, Liquidation, LiquidationCoverage, LiquidationHour
 
 DEFAULT_DB_PATH = Path("data/whydown.db")
 
@@ -59,7 +60,12 @@ class Store:
         self.meta = Meta(self.db)
         self.subs = Subscriptions(self.db)
         self.outbox = Outbox(self.db, self.subs)
-        self.history = SqliteHistory(self.db, self.meta)
+        history_db = self._open_history()
+        self.history = SqliteHistory(history_db, Meta(history_db))
+        # the same history on this connection, behind the same lock: the store's own history
+        # methods use it inside `transaction()`, so they join that transaction as before
+        self._history_here = SqliteHistory(self.db, self.meta)
+        self._history_here.lock = self.history.lock
 
     def _open(self) -> sqlite_utils.Database:
         if not self.path.exists():
@@ -84,6 +90,18 @@ class Store:
         connection.execute("PRAGMA busy_timeout=5000")  # the running bot may be writing
         return sqlite_utils.Database(connection, execute_plugins=False)
 
+    def _open_history(self) -> sqlite_utils.Database:
+        """The history's own connection (after migration): used from whichever thread holds the
+        history's lock, so it may cross threads."""
+        if self.read_only:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            connection = sqlite3.connect(self.path, check_same_thread=False)
+            connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        return sqlite_utils.Database(connection, execute_plugins=False)
+
     # lifecycle
 
     def acquire_instance_lock(self) -> None:
@@ -92,6 +110,8 @@ class Store:
 
     def close(self) -> None:
         """Close the database and release the instance lock (the lock file stays, harmlessly)."""
+        with self.history.lock:
+            self.history.db.close()
         self.db.close()
         self.instance_lock.release()
 
@@ -108,9 +128,13 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group store calls into one transaction (nested use becomes a savepoint)."""
+        """Group store calls into one transaction (nested use becomes a savepoint). The store's
+        own history methods join it; `store.history`, on its own connection, does not."""
         with self.db.atomic():
             yield
+
+    def _history(self) -> SqliteHistory:
+        return self._history_here if self.db.conn.in_transaction else self.history
 
     @property
     def schema_version(self) -> int:
@@ -118,8 +142,10 @@ class Store:
 
     def prune(self, now: datetime) -> dict[str, int]:
         """Delete expired rows; return how many per table."""
+        # the history prunes on its own connection, in its own transaction
+        pruned = self.history.prune(now)
         with self.transaction():
-            return self.history.prune(now) | self.outbox.prune(now)
+            return pruned | self.outbox.prune(now)
 
     # meta
 
@@ -237,36 +263,48 @@ class Store:
 
     def add_figures(self, at: datetime, figures: Mapping[str, float]) -> None:
         """Store named figures observed at `at` (non-finite values are not figures; skipped)."""
-        self.history.add_figures(at, figures)
+        self._history().add_figures(at, figures)
 
     def figures(self, name: str, since: datetime) -> list[tuple[datetime, float]]:
         """One figure's values since `since`, oldest first."""
-        return self.history.figures(name, since)
+        return self._history().figures(name, since)
 
     def add_liquidations(
         self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
     ) -> int:
-        """Store events not seen before (by `Liquidation.key`); return how many were new."""
-        return self.history.add_liquidations(
+        """Add polled events not seen before (by `Liquidation.key`); return how many were new."""
+        return self._history().add_liquidations(
             events, polled_at=polled_at, covered_since=covered_since
         )
 
+    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
+        """Add streamed events (already de-duplicated) to the minute sums; return how many."""
+        return self._history().add_streamed_liquidations(events)
+
+    def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
+        """A venue's stream was not listening from `start` to `end` (None: still down)."""
+        self._history().record_liquidation_gap(exchange, start, end)
+
+    def liquidation_coverage(self, since: datetime, until: datetime) -> LiquidationCoverage:
+        """Per venue, since when it has been tracked and whether a gap lies in the window."""
+        return self._history().liquidation_coverage(since, until)
+
     def liquidations(self, since: datetime) -> list[Liquidation]:
-        """Stored events with ``ts >= since``, oldest first."""
-        return self.history.liquidations(since)
+        """Polled events kept for de-duplication with ``ts >= since``, oldest first."""
+        return self._history().liquidations(since)
 
     def liquidations_tracked_since(self) -> datetime | None:
         """Since when events have been tracked without a gap, or None."""
-        return self.history.liquidations_tracked_since()
+        return self._history().liquidations_tracked_since()
 
     def liquidations_last_poll(self) -> datetime | None:
         """When the liquidation feeds last answered, or None."""
-        return self.history.liquidations_last_poll()
+        return self._history().liquidations_last_poll()
 
     def liquidation_totals(self, since: datetime, until: datetime) -> tuple[float, float]:
-        """(long USD, short USD) of stored events with ``since <= ts <= until``."""
-        return self.history.liquidation_totals(since, until)
+        """(long USD, short USD) over the minutes from `since`'s to `until`'s (see SqliteHistory)."""
+        return self._history().liquidation_totals(since, until)
 
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
-        """Hourly sums of stored events with ``ts >= since``, oldest first."""
-        return self.history.liquidation_hours(since)
+        """Hourly sums from `since`'s hour on, oldest first."""
+        return self._history().liquidation_hours(since)

@@ -6,6 +6,7 @@ Each migration runs once, in its own transaction, and records the version it pro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -79,10 +80,64 @@ def _v2_alert_kinds_and_easing(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+def _v3_liquidation_minutes(db: sqlite_utils.Database) -> None:
+    """Liquidations become sums, so totals and charts cost the same however many events arrive.
+    ``liquidation_minutes`` sums them per minute, venue, instrument and side; roll-ups serve the
+    reads: ``liquidation_hour_venues`` (per hour, venue and side) for whole hours and
+    ``liquidation_minute_venues`` (per minute, venue and side) for a window's ragged ends, so a
+    24h total reads at most 24 + 120 rows per venue and side; ``liquidation_hour_instruments``
+    names the instruments each hour saw, for charts. ``liquidation_events`` stays as the short
+    window of polled events that de-duplicates polls. Stored events are folded into the sums.
+    A minute is the first 16 characters of a stored time (``YYYY-MM-DDTHH:MM``), an hour the
+    first 13."""
+    sums = "usd REAL NOT NULL, events INTEGER NOT NULL"
+    for statement in (
+        f"""CREATE TABLE liquidation_minutes (
+            minute TEXT NOT NULL, exchange TEXT NOT NULL, instrument TEXT NOT NULL,
+            side TEXT NOT NULL, {sums},
+            PRIMARY KEY (minute, exchange, instrument, side)) WITHOUT ROWID""",
+        f"""CREATE TABLE liquidation_minute_venues (
+            minute TEXT NOT NULL, exchange TEXT NOT NULL, side TEXT NOT NULL, {sums},
+            PRIMARY KEY (minute, exchange, side)) WITHOUT ROWID""",
+        f"""CREATE TABLE liquidation_hour_venues (
+            hour TEXT NOT NULL, exchange TEXT NOT NULL, side TEXT NOT NULL, {sums},
+            PRIMARY KEY (hour, exchange, side)) WITHOUT ROWID""",
+        """CREATE TABLE liquidation_hour_instruments (
+            hour TEXT NOT NULL, instrument TEXT NOT NULL,
+            PRIMARY KEY (hour, instrument)) WITHOUT ROWID""",
+        """INSERT INTO liquidation_minutes (minute, exchange, instrument, side, usd, events)
+            SELECT substr(ts, 1, 16), exchange, instrument, side, SUM(usd), COUNT(*)
+            FROM liquidation_events GROUP BY 1, 2, 3, 4""",
+        """INSERT INTO liquidation_minute_venues (minute, exchange, side, usd, events)
+            SELECT minute, exchange, side, SUM(usd), SUM(events)
+            FROM liquidation_minutes GROUP BY 1, 2, 3""",
+        """INSERT INTO liquidation_hour_venues (hour, exchange, side, usd, events)
+            SELECT substr(minute, 1, 13), exchange, side, SUM(usd), SUM(events)
+            FROM liquidation_minutes GROUP BY 1, 2, 3""",
+        """INSERT INTO liquidation_hour_instruments (hour, instrument)
+            SELECT DISTINCT substr(minute, 1, 13), instrument FROM liquidation_minutes""",
+        # a venue's stream was not listening from start to end (NULL: still down)
+        """CREATE TABLE liquidation_gaps (
+            exchange TEXT NOT NULL,
+            start TEXT NOT NULL,
+            "end" TEXT,
+            PRIMARY KEY (exchange, start)) WITHOUT ROWID""",
+    ):
+        db.execute(statement)
+    # the venues polled so far, for coverage (see bot.store.history.POLLED_EXCHANGES)
+    exchanges = [row[0] for row in db.execute("SELECT DISTINCT exchange FROM liquidation_events")]
+    if exchanges:
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('liquidations_polled_exchanges', ?)",
+            (json.dumps(sorted(exchanges)),),
+        )
+
+
 #: ordered migrations; index + 1 is the schema version each one produces. Never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_base_tables,
     _v2_alert_kinds_and_easing,
+    _v3_liquidation_minutes,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
