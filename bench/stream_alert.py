@@ -72,7 +72,7 @@ def ms(when: datetime) -> int:
 
 async def one_run(folder: Path) -> tuple[float, int]:
     scenario = quiet_scenario(folder / "scenario")
-    settings = Settings(_env_file=None, database=folder / "whydown.db")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database=folder / "whydown.db")
     go = asyncio.Event()
     items = [bybit_item(ms(scenario.now) + 100 + i, "Buy", "100", "50000") for i in range(6)]
     sent_at = 0.0
