@@ -7,11 +7,51 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.alerts import AlertSettings
 from explainers.settings import SourceSettings, Thresholds
+from explainers.streams import DEFAULT_COINS
+from explainers.streams.binance import URL as BINANCE_WS_URL
+from explainers.streams.bybit import URL as BYBIT_WS_URL
+from explainers.streams.okx import URL as OKX_WS_URL
+
+
+class VenueStream(BaseModel):
+    """One venue's liquidation stream."""
+
+    enabled: bool = True
+    url: str
+
+    def configured_url(self) -> bool:
+        """Whether the URL was set (environment or .env) rather than left at its default."""
+        return "url" in self.model_fields_set
+
+
+class BybitStream(VenueStream):
+    url: str = BYBIT_WS_URL
+
+
+class OkxStream(VenueStream):
+    url: str = OKX_WS_URL
+
+
+class BinanceStream(VenueStream):
+    url: str = BINANCE_WS_URL
+
+
+class StreamSettings(BaseModel):
+    """Liquidation streams read by `whydown run` (not by the one-shot CLI, which polls REST)."""
+
+    enabled: bool = True
+    coins: list[str] = Field(default_factory=lambda: list(DEFAULT_COINS), min_length=1)
+    bybit: BybitStream = Field(default_factory=BybitStream)
+    okx: OkxStream = Field(default_factory=OkxStream)
+    binance: BinanceStream = Field(default_factory=BinanceStream)
+    # at most one immediate alert evaluation per this many seconds when streamed long
+    # liquidations cross the liquidation driver's threshold
+    alert_debounce_s: float = Field(60.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -42,3 +82,6 @@ class Settings(BaseSettings):
     sources: SourceSettings = Field(default_factory=SourceSettings)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    streams: StreamSettings = Field(default_factory=StreamSettings)
+    # `whydown run --demo` replays this recorded scenario folder (empty: the bundled sell-off)
+    demo_folder: Path | None = None

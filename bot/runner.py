@@ -17,8 +17,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.actions import Actions
 from bot.alerts import AlertEngine
-from bot.config import Settings
+from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
+from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
 from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
@@ -27,6 +28,7 @@ from explainers.models import Explanation, Replay
 from explainers.replay import Scenario
 from explainers.service import Explainer
 from explainers.sources.http import USER_AGENT
+from explainers.streams import StreamStatus, Venue
 
 log = logging.getLogger("whydown.runner")
 
@@ -122,13 +124,81 @@ def frontends(settings: Settings, actions: Actions) -> list[Frontend]:
     return result
 
 
+class MetaGapMemory:
+    """Keeps in the store's meta the start of each venue's stream gap still open at exit."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def open_gap(self, exchange: str) -> datetime | None:
+        value = self.store.get_meta(f"stream_open_gap:{exchange}")
+        return datetime.fromisoformat(value) if value else None
+
+    def set_open_gap(self, exchange: str, start: datetime | None) -> None:
+        self.store.set_meta(f"stream_open_gap:{exchange}", start.isoformat() if start else "")
+
+
+def feed_for(
+    settings: Settings, store: Store, *, demo: bool, clock: Callable[[], datetime]
+) -> LiquidationFeed | None:
+    """The liquidation streams of `whydown run`: every enabled venue, except in a demo replay,
+    where only venues given a URL are read (a replay never reaches the real venues)."""
+    streams = settings.streams
+    if not streams.enabled:
+        return None
+    configured: dict[Venue, VenueStream] = {
+        "bybit": streams.bybit,
+        "okx": streams.okx,
+        "binance": streams.binance,
+    }
+    venues: dict[Venue, str | None] = {
+        venue: cfg.url
+        for venue, cfg in configured.items()
+        if cfg.enabled and (not demo or cfg.configured_url())
+    }
+    if not venues:
+        return None
+    history = store.history
+    if not isinstance(history, StreamHistory):
+        log.warning("this store cannot keep streamed liquidations: the streams stay off")
+        return None
+    return LiquidationFeed(
+        history,
+        venues=venues,
+        coins=streams.coins,
+        thresholds=settings.thresholds,
+        debounce_s=streams.alert_debounce_s,
+        clock=clock,
+        gap_memory=MetaGapMemory(store),
+    )
+
+
+def _status_json(status: StreamStatus) -> dict[str, object]:
+    return {
+        "venue": status.venue,
+        "coverage": status.coverage,
+        "state": status.state,
+        "reason": status.reason,
+        "connected_since": status.connected_since.isoformat() if status.connected_since else None,
+        "last_event_at": status.last_event_at.isoformat() if status.last_event_at else None,
+        "events_total": status.events_total,
+    }
+
+
 class Jobs:
     """What the scheduler runs; each job logs and survives its own failures."""
 
-    def __init__(self, explainer: Explainer, store: Store, engine: AlertEngine) -> None:
+    def __init__(
+        self,
+        explainer: Explainer,
+        store: Store,
+        engine: AlertEngine,
+        feed: LiquidationFeed | None = None,
+    ) -> None:
         self.explainer = explainer
         self.store = store
         self.engine = engine
+        self.feed = feed
         self.fanouts: set[asyncio.Task[None]] = set()
 
     async def refresh(self) -> None:
@@ -141,6 +211,10 @@ class Jobs:
         e = refreshed.explanation
         self.store.set_meta("last_refresh", e.data_time.isoformat())
         self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
+        if self.feed is not None:
+            self.store.set_meta(
+                "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
+            )
         # a large fan-out takes minutes at 30 messages/s; the next refresh must not wait for it.
         # Each subscription's state is recorded before any send, so an overlapping evaluation
         # cannot alert the same chat twice.
@@ -154,6 +228,12 @@ class Jobs:
             await self.engine.evaluate(e)
         except Exception:
             log.exception("alert evaluation failed")
+
+    async def react(self) -> None:
+        """Streamed liquidations crossed the liquidation driver's threshold: refresh and
+        evaluate the alert rule now rather than at the next scheduled refresh."""
+        log.info("liquidation threshold crossed: refreshing and evaluating alerts now")
+        await self.refresh()
 
     async def liquidations(self) -> None:
         """Poll the liquidation feeds between refreshes."""
@@ -216,7 +296,11 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
                 handled.append(sig)
-            scenario = Scenario.load() if demo else None
+            scenario = (
+                (Scenario.load(settings.demo_folder) if settings.demo_folder else Scenario.load())
+                if demo
+                else None
+            )
             code = await _serve(settings, store, scenario, stop)
         finally:
             for sig in handled:
@@ -230,11 +314,13 @@ async def _serve(
 ) -> int:
     """Run the client, the front-ends, the scheduler and the alert engine until `stop` is set."""
     clock: Callable[[], datetime] = (lambda: scenario.now) if scenario else utcnow
+    feed = feed_for(settings, store, demo=scenario is not None, clock=clock)
     async with demo_client(settings, scenario) if scenario else http_client(settings) as client:
         explainer = build_explainer(
             client,
             settings,
-            history=store.history,
+            # polls add only what the live streams did not deliver
+            history=BackfillHistory(store.history, feed) if feed else store.history,
             clock=clock,
             replay=scenario.replay if scenario else None,
         )
@@ -250,7 +336,9 @@ async def _serve(
         )
         fronts = frontends(settings, actions)
         engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
-        jobs = Jobs(explainer, store, engine)
+        jobs = Jobs(explainer, store, engine, feed)
+        if feed is not None:
+            feed.on_crossing = jobs.react
         scheduler = scheduler_for(jobs, settings)
         started: list[Frontend] = []
         resume: asyncio.Task[FanOutReport] | None = None
@@ -273,6 +361,8 @@ async def _serve(
                 log.info("%s front-end started", front.platform)
             resume = asyncio.create_task(engine.resume_pending())
             scheduler.start()
+            if feed is not None:
+                feed.start()
             log.info(
                 "whydown running: %s; refresh every %d s%s",
                 ", ".join(f.platform for f in fronts),
@@ -284,6 +374,8 @@ async def _serve(
         finally:
             if scheduler.running:
                 scheduler.shutdown(wait=False)
+            if feed is not None:
+                await feed.stop()  # closing gaps recorded, buffered events written
             # in-flight sends finish, the rest stay pending; the resumed fan-out then returns
             # on its own (cancelling it first would cancel the sends it has in flight)
             await engine.aclose()
@@ -322,6 +414,7 @@ def status_report(settings: Settings) -> str:
         counts = store.subscription_counts()
         last_refresh = store.get_meta("last_refresh")
         sources = json.loads(store.get_meta("sources") or "[]")
+        streams = json.loads(store.get_meta("streams") or "[]")
         alerts = store.recent_alerts(1)
     lines = [
         "Subscriptions: "
@@ -335,6 +428,14 @@ def status_report(settings: Settings) -> str:
                 continue
             note = f" ({s['reason']})" if s.get("reason") else ""
             lines.append(f"  {s['label']:<28} {s['state']}{note}")
+    if streams:
+        lines.append("Liquidation streams at the last refresh:")
+        for st in streams:
+            note = f" ({st['reason']})" if st.get("reason") else ""
+            lines.append(
+                f"  {st['venue']:<10} {st['state']}{note}, {st['coverage']}, "
+                f"{st['events_total']} events, last {st['last_event_at'] or 'none yet'}"
+            )
     if alerts:
         a = alerts[0]
         lines.append(
