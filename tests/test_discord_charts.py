@@ -512,3 +512,22 @@ async def test_a_channel_refusing_the_embed_too_is_a_permanent_failure(
     assert str(caught.value) == "discord 403 (code 50013): Missing Permissions"
     assert len(requests_to(simcord_env, "POST", f"/channels/{s.channel.id}/messages")) == 2
     assert s.channel.last_message is None
+
+
+async def test_missing_access_is_permanent_at_once_without_a_second_request(
+    simcord_env: simcord.Env, frontend: DiscordFrontend, explainer: Explainer
+) -> None:
+    s = server(simcord_env)
+    # the bot was removed from the channel: sending again without the chart cannot help, and each
+    # 403 counts toward Discord's invalid-request limit
+    simcord_env.inject_error(
+        "POST", "/channels/*/messages", status=403, code=50001, message="Missing Access"
+    )
+    alert = AlertMessage(kind="alert", alert_id=1, explanation=await explainer.explain())
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await frontend.notifier.send(subscription_to(s.channel.id), alert)
+
+    assert str(caught.value) == "discord 403 (code 50001): Missing Access"
+    assert len(requests_to(simcord_env, "POST", f"/channels/{s.channel.id}/messages")) == 1
+    assert s.channel.last_message is None
