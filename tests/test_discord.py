@@ -373,6 +373,34 @@ async def test_an_alert_is_posted_to_a_subscribed_channel_when_the_rule_is_cross
     assert delivery.status == "sent"
 
 
+async def test_the_alert_log_line_rounds_the_market_change(
+    simcord_env: simcord.Env,
+    frontend: DiscordFrontend,
+    store: Store,
+    explainer: Explainer,
+    upstream: Upstream,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = server(simcord_env)
+    store.subscribe("discord", str(s.channel.id), None, 3, "mod")
+    engine = AlertEngine(
+        store, AlertSettings(), {"discord": frontend.notifier}, clock=ManualClock(upstream.now)
+    )
+    explanation = await explainer.explain()
+    assert explanation.market_change_24h is not None
+    assert round(explanation.market_change_24h, 1) != explanation.market_change_24h
+
+    with caplog.at_level(logging.INFO, logger="whydown.alerts"):
+        alert = await engine.evaluate(explanation)
+
+    assert alert is not None
+    [line] = [r.getMessage() for r in caplog.records if " recorded: " in r.getMessage()]
+    assert line == (
+        f"alert {alert.id} recorded: 5 drivers fired ({', '.join(alert.drivers)}), "
+        "market -13.9% in 24h, 1 subscriptions"
+    )
+
+
 async def test_a_deleted_channel_deactivates_its_subscription(
     simcord_env: simcord.Env,
     frontend: DiscordFrontend,
