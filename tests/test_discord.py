@@ -313,16 +313,23 @@ async def test_subscribe_refuses_a_channel_the_bot_cannot_post_embeds_in(
     assert len(simcord_env.errors) == 1
 
 
-async def test_subscription_commands_need_a_server(simcord_env: simcord.Env, store: Store) -> None:
+async def test_subscription_commands_need_a_server(
+    simcord_env: simcord.Env, frontend: DiscordFrontend
+) -> None:
     dana = simcord_env.create_user("dana")
+    server_only = {"subscribe", "unsubscribe", "settings"}
+    payloads = {
+        c.name: c.to_dict(frontend.client.tree) for c in frontend.client.tree.get_commands()
+    }
 
-    result = await dana.slash("subscribe")
-
-    assert result.ephemeral and result.response is not None
-    assert result.response.content == REPLIES.server_only()
-    assert "this command works in a server, not in direct messages" in result.response.content
-    assert store.subscriptions(active_only=False) == []
-    assert len(simcord_env.errors) == 1
+    # registered for servers only: Discord does not offer them in direct messages at all
+    for name in server_only:
+        assert payloads[name]["dm_permission"] is False
+        assert payloads[name]["contexts"] == [0]  # guild
+    assert payloads["why"]["dm_permission"] is True
+    offered = set(dana.available_commands())
+    assert offered.isdisjoint(server_only)
+    assert {"why", "help", "chart", "drivers", "history", "status"} <= offered
 
 
 async def test_unsubscribe_stops_alerts_for_the_named_channel(

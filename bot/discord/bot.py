@@ -139,6 +139,8 @@ HANDLERS: dict[str, Handler] = {
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
 }
+# subscriptions are per channel: Discord neither offers these in direct messages nor runs them there
+SERVER_ONLY = frozenset({"subscribe", "unsubscribe", "settings"})
 AUTOCOMPLETE: dict[tuple[str, str], Callable[..., Any]] = {
     ("why", "coin"): coin_choices,
     ("chart", "subject"): subject_choices,
@@ -159,6 +161,8 @@ def app_command(spec: Command) -> app_commands.Command[Any, ..., None]:
     for (name, option), choices in AUTOCOMPLETE.items():
         if name == spec.name:
             command.autocomplete(option)(choices)
+    if spec.name in SERVER_ONLY:
+        app_commands.guild_only()(command)
     if spec.admin_only:
         # a hint Discord uses to hide the command; channels.managed_channel enforces it
         command.default_permissions = discord.Permissions(manage_channels=True)
