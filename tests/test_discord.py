@@ -313,6 +313,30 @@ async def test_subscribe_refuses_a_channel_the_bot_cannot_post_embeds_in(
     assert len(simcord_env.errors) == 1
 
 
+async def test_subscribe_checks_what_discord_says_the_bot_may_do_in_this_channel(
+    simcord_env: simcord.Env, store: Store
+) -> None:
+    s = server(simcord_env)
+    backend = simcord_env.backend
+    guild = backend.get_guild(s.guild.id)
+    [bot_role] = [r for r in guild.roles.values() if r.managed]
+    # an admin takes the bot's role away and leaves everyone only View Channel: without the
+    # members intent the bot's cache never hears of its own role change, the interaction does
+    only_view = discord.Permissions(view_channel=True, use_application_commands=True)
+    backend.edit_role(s.guild.id, s.guild.id, {"permissions": only_view.value})
+    backend.remove_member_role(s.guild.id, backend.bot_user.id, bot_role.id)
+
+    refused = await s.manager.slash(s.channel, "subscribe")
+
+    assert refused.ephemeral and refused.response is not None
+    assert refused.response.content == (
+        "I can't post alerts in this channel: I need Embed Links, Send Messages there. "
+        "Grant them, or pick another channel."
+    )
+    assert store.get_subscription("discord", str(s.channel.id), None) is None
+    assert len(simcord_env.errors) == 1  # the refusal, answered by the tree's error handler
+
+
 async def test_subscription_commands_need_a_server(
     simcord_env: simcord.Env, frontend: DiscordFrontend
 ) -> None:

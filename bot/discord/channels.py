@@ -44,7 +44,7 @@ def managed_channel(
         raise NotAllowed("channel_unsupported", where)
     _require_manager(interaction, resolved)
     if postable:
-        _require_postable(guild, resolved, where, charts=charts)
+        _require_postable(interaction, resolved, where, charts=charts)
     return Target("discord", str(resolved.id)), where
 
 
@@ -61,13 +61,25 @@ def _require_manager(interaction: discord.Interaction[Any], target: Channel) -> 
         raise NotAllowed("admins_only")
 
 
-def _require_postable(guild: discord.Guild, target: Channel, where: str, *, charts: bool) -> None:
+def _bot_permissions(interaction: discord.Interaction[Any], target: Channel) -> discord.Permissions:
+    """The bot's permissions in the channel: as Discord computed them for this interaction when it
+    is this channel (the cache can be stale: the bot hears of no change to its own roles without
+    the members intent), else from the cached channel."""
+    if target.id == interaction.channel_id:
+        return interaction.app_permissions
+    assert interaction.guild is not None
+    return target.permissions_for(interaction.guild.me)
+
+
+def _require_postable(
+    interaction: discord.Interaction[Any], target: Channel, where: str, *, charts: bool
+) -> None:
     """Refuse a channel the bot could not post an alert and its chart in, naming what is missing."""
     send = _SEND_IN_THREAD_PERMISSION if isinstance(target, discord.Thread) else _SEND_PERMISSION
     needed = dict([*_POST_PERMISSIONS.items(), send])
     if charts:
         needed.update([_CHART_PERMISSION])
-    permissions = target.permissions_for(guild.me)
+    permissions = _bot_permissions(interaction, target)
     missing = [label for name, label in needed.items() if not getattr(permissions, name)]
     if missing:
         raise NotAllowed("channel_refused", where, missing)
