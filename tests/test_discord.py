@@ -337,6 +337,34 @@ async def test_subscribe_checks_what_discord_says_the_bot_may_do_in_this_channel
     assert len(simcord_env.errors) == 1  # the refusal, answered by the tree's error handler
 
 
+async def test_subscribe_refuses_a_channel_of_another_type_plainly(
+    simcord_env: simcord.Env, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = server(simcord_env)
+    voice = s.guild.create_voice_channel("lounge")
+    category = s.guild.create_category("Info")
+    # the option asks for text channels, but a registration from before it did (global commands
+    # keep theirs until the next sync) lets Discord pass any channel
+    registered = simcord_env.backend.find_command("subscribe", s.guild.id)
+    assert registered is not None
+    for option in registered["options"]:
+        option.pop("channel_types", None)
+
+    with caplog.at_level(logging.INFO, logger="whydown.discord"):
+        lounge = await s.manager.slash(s.channel, "subscribe", channel=voice)
+        info = await s.manager.slash(s.channel, "subscribe", channel=category)
+
+    assert lounge.ephemeral and lounge.response is not None
+    assert lounge.response.content == (
+        "\\#lounge can't receive alerts: pick a text channel or a thread."
+    )
+    assert info.ephemeral and info.response is not None
+    assert info.response.content == "\\#Info can't receive alerts: pick a text channel or a thread."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert store.subscriptions(active_only=False) == []
+    assert len(simcord_env.errors) == 2
+
+
 async def test_subscription_commands_need_a_server(
     simcord_env: simcord.Env, frontend: DiscordFrontend
 ) -> None:

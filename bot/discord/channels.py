@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import discord
+from discord import app_commands
 
 from bot.actions import NotAllowed, Target
 
@@ -46,6 +47,19 @@ def managed_channel(
     if postable:
         _require_postable(interaction, resolved, where, charts=charts)
     return Target("discord", str(resolved.id)), where
+
+
+def option_refusal(error: app_commands.TransformerError) -> NotAllowed | None:
+    """A channel option discord.py could not turn into a text channel: one of another type (a
+    voice channel, a category), or one the bot cannot see; None for any other option."""
+    if error.type is not discord.AppCommandOptionType.channel:
+        return None
+    value = error.value
+    where = f"#{getattr(value, 'name', '')}"
+    resolved = value.resolve() if hasattr(value, "resolve") else None
+    if resolved is None:
+        return NotAllowed("channel_refused", where, ["View Channel"])
+    return NotAllowed("channel_unsupported", where)
 
 
 def _require_manager(interaction: discord.Interaction[Any], target: Channel) -> None:

@@ -13,6 +13,7 @@ from discord import app_commands
 
 from bot.actions import ActionError, Actions, NotAllowed
 from bot.commands import Replies
+from bot.discord.channels import option_refusal
 from bot.throttle import Throttle
 
 log = logging.getLogger("whydown.discord")
@@ -96,6 +97,8 @@ async def report_error(interaction: Interaction, error: BaseException) -> None:
         original = NotAllowed("server_only")
     elif isinstance(original, app_commands.MissingPermissions):
         original = NotAllowed("admins_only")
+    elif isinstance(original, app_commands.TransformerError):
+        original = option_refusal(original) or original
     if isinstance(original, ActionError):
         log.log(original.level, "%s refused: %s", _where(interaction), original)
         reply = original.reply(context.replies)
