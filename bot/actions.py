@@ -121,7 +121,7 @@ class NotAllowed(ActionError):
             return replies.channel_unsupported(self.where)
         if self.rule == "server_only":
             return replies.server_only()
-        return replies.admins_only()
+        return replies.admins_only(self.where or None)
 
 
 class ChartUnavailable(ActionError):

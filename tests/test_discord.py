@@ -292,6 +292,24 @@ async def test_subscribe_needs_manage_channels(
     )
 
 
+async def test_the_admins_only_refusal_names_the_channel_that_was_named(
+    simcord_env: simcord.Env, frontend: DiscordFrontend
+) -> None:
+    s = server(simcord_env)
+    alerts = s.guild.create_text_channel("alerts")
+    [command] = [c for c in await frontend.client.tree.fetch_commands() if c.name == "subscribe"]
+    s.guild.set_command_permissions(command, {s.member: True})
+
+    refused = await s.member.slash(s.channel, "subscribe", channel=alerts)
+
+    assert refused.ephemeral and refused.response is not None
+    assert refused.response.content == (
+        "Only members with the Manage Channels permission can change the alert subscription "
+        "of \\#alerts."
+    )
+    assert len(simcord_env.errors) == 1
+
+
 async def test_subscribe_refuses_a_channel_the_bot_cannot_post_embeds_in(
     simcord_env: simcord.Env, store: Store
 ) -> None:

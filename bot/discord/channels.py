@@ -43,7 +43,7 @@ def managed_channel(
         raise NotAllowed("channel_refused", where, ["View Channel"])
     if not isinstance(resolved, discord.TextChannel | discord.Thread):
         raise NotAllowed("channel_unsupported", where)
-    _require_manager(interaction, resolved)
+    _require_manager(interaction, resolved, where)
     if postable:
         _require_postable(interaction, resolved, where, charts=charts)
     return Target("discord", str(resolved.id)), where
@@ -62,7 +62,7 @@ def option_refusal(error: app_commands.TransformerError) -> NotAllowed | None:
     return NotAllowed("channel_unsupported", where)
 
 
-def _require_manager(interaction: discord.Interaction[Any], target: Channel) -> None:
+def _require_manager(interaction: discord.Interaction[Any], target: Channel, where: str) -> None:
     """Enforced here too: a server can grant the command to members who lack the default."""
     member = interaction.user
     if target.id == interaction.channel_id:
@@ -72,7 +72,7 @@ def _require_manager(interaction: discord.Interaction[Any], target: Channel) -> 
     else:
         permissions = discord.Permissions.none()
     if not permissions.manage_channels:
-        raise NotAllowed("admins_only")
+        raise NotAllowed("admins_only", where)
 
 
 def _bot_permissions(interaction: discord.Interaction[Any], target: Channel) -> discord.Permissions:
