@@ -198,6 +198,37 @@ async def test_why_for_an_unknown_coin_offers_close_matches(simcord_env: simcord
     assert isinstance(error.original.__cause__, core.UnknownCoin)  # the core's, chained
 
 
+async def test_an_unknown_coin_is_refused_only_to_the_asker_before_any_thinking(
+    simcord_env: simcord.Env, explainer: Explainer
+) -> None:
+    s = server(simcord_env)
+    await explainer.current()  # the scheduler's refresh, in the running bot
+
+    result = await s.member.slash(s.channel, "why", coin="solan")
+
+    # a public "thinking…" would have made the refusal public: the first follow-up replaces it
+    assert deferrals(simcord_env) == []
+    assert result.ephemeral and result.response is not None and result.response.ephemeral
+    assert result.response.content == (
+        'I don\'t know the coin "solan" (I look among the top 100 by market cap, by symbol or '
+        "CoinGecko id). Did you mean solana, SOL, SAND?"
+    )
+    [error] = simcord_env.errors
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, UnknownCoin)
+
+
+async def test_drivers_answers_only_the_asker(simcord_env: simcord.Env) -> None:
+    s = server(simcord_env)
+
+    result = await s.member.slash(s.channel, "drivers")
+
+    [deferral] = deferrals(simcord_env)
+    assert deferral.json["data"]["flags"] == 64  # "thinking…" shown to the asker alone
+    assert result.ephemeral and result.response is not None and result.response.ephemeral
+    assert result.response.content.startswith("**Sell-off drivers** (data as of 08:00 UTC")
+
+
 async def test_refresh_button_edits_the_answer_at_most_once_per_channel_per_30_s(
     simcord_env: simcord.Env, upstream: Upstream
 ) -> None:

@@ -90,7 +90,9 @@ def _where(interaction: Interaction) -> str:
 
 async def report_error(interaction: Interaction, error: BaseException) -> None:
     """A refused action gets its reply; anything else is logged with its context and answered
-    briefly, never with its text. Ephemeral where possible."""
+    briefly, never with its text. Ephemeral where possible: after a public "thinking…" Discord
+    shows the reply to the channel (it replaces that message; deleting it first would leave
+    follow-ups with Unknown Message), so handlers refuse what they can before deferring."""
     context = context_of(interaction)
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, app_commands.NoPrivateMessage):
