@@ -35,6 +35,7 @@ from bot.store import (
 )
 from explainers import errors as core
 from explainers.collect import utcnow
+from explainers.explain import coin_by_query
 from explainers.models import Explanation
 from explainers.render import Flavour
 from explainers.service import Explainer
@@ -121,7 +122,7 @@ class NotAllowed(ActionError):
             return replies.channel_unsupported(self.where)
         if self.rule == "server_only":
             return replies.server_only()
-        return replies.admins_only()
+        return replies.admins_only(self.where or None)
 
 
 class ChartUnavailable(ActionError):
@@ -238,10 +239,25 @@ class Actions:
         """/drivers: the answer whose drivers the reply lists."""
         return await self.explainer.explain()
 
+    def check_coin(self, coin: str | None) -> None:
+        """Refuse at once a coin the latest refresh does not know (before any slow work is
+        promised). Without a refresh yet, or without market data in it, the answer decides."""
+        latest = self.explainer.latest
+        if not coin or not coin.strip() or latest is None or latest.snapshot.markets is None:
+            return
+        with coin_refusals(coin):
+            coin_by_query(latest.snapshot, coin)
+
     def check_charts(self) -> None:
         """Refuse at once when no chart can be drawn at all (before any slow work is promised)."""
         if self.charts is None:
             raise ChartUnavailable()
+
+    def check_chart(self, subject: str | None) -> None:
+        """Refuse at once a chart that cannot be drawn: charts off, or a coin not known now."""
+        self.check_charts()
+        if not wants_etf(subject):
+            self.check_coin(subject)
 
     async def chart(self, subject: str | None = None) -> Drawn:
         """/chart [coin|etf]: the sell-off chart of the market or a coin, or the ETF flows."""

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from bot.delivery import AlertMessage, Dispatcher, FanOutReport, Job, Notifier
 from bot.pacing import PLATFORM_LIMITS, Clock, PlatformLimits, SystemClock
 from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Alert, Store, Subscription
+from explainers import formatting as fmt
 from explainers.models import Explanation
 
 log = logging.getLogger("whydown.alerts")
@@ -153,11 +154,11 @@ class AlertEngine:
         alert, jobs = self._record(explanation, now, due)
         if alert is not None:
             log.info(
-                "alert %d recorded: %d drivers fired (%s), market %s%% in 24h, %d subscriptions",
+                "alert %d recorded: %d drivers fired (%s), market %s in 24h, %d subscriptions",
                 alert.id,
                 alert.driver_count,
                 ", ".join(alert.drivers),
-                alert.market_change_24h,
+                fmt.pct(alert.market_change_24h),
                 len(due["alert"]),
             )
         if due["eased"]:

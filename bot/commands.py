@@ -149,8 +149,9 @@ class Replies:
     def failed(self) -> str:
         return self._msg("failed")
 
-    def admins_only(self) -> str:
-        return self._msg("admins_only", platform=self.platform)
+    def admins_only(self, where: str | None = None) -> str:
+        """Refused for want of admin rights; `where` names a channel other than this one."""
+        return self._msg("admins_only", platform=self.platform, where=where)
 
     def server_only(self) -> str:
         return self._msg("server_only")

@@ -198,6 +198,37 @@ async def test_why_for_an_unknown_coin_offers_close_matches(simcord_env: simcord
     assert isinstance(error.original.__cause__, core.UnknownCoin)  # the core's, chained
 
 
+async def test_an_unknown_coin_is_refused_only_to_the_asker_before_any_thinking(
+    simcord_env: simcord.Env, explainer: Explainer
+) -> None:
+    s = server(simcord_env)
+    await explainer.current()  # the scheduler's refresh, in the running bot
+
+    result = await s.member.slash(s.channel, "why", coin="solan")
+
+    # a public "thinking…" would have made the refusal public: the first follow-up replaces it
+    assert deferrals(simcord_env) == []
+    assert result.ephemeral and result.response is not None and result.response.ephemeral
+    assert result.response.content == (
+        'I don\'t know the coin "solan" (I look among the top 100 by market cap, by symbol or '
+        "CoinGecko id). Did you mean solana, SOL, SAND?"
+    )
+    [error] = simcord_env.errors
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, UnknownCoin)
+
+
+async def test_drivers_answers_only_the_asker(simcord_env: simcord.Env) -> None:
+    s = server(simcord_env)
+
+    result = await s.member.slash(s.channel, "drivers")
+
+    [deferral] = deferrals(simcord_env)
+    assert deferral.json["data"]["flags"] == 64  # "thinking…" shown to the asker alone
+    assert result.ephemeral and result.response is not None and result.response.ephemeral
+    assert result.response.content.startswith("**Sell-off drivers** (data as of 08:00 UTC")
+
+
 async def test_refresh_button_edits_the_answer_at_most_once_per_channel_per_30_s(
     simcord_env: simcord.Env, upstream: Upstream
 ) -> None:
@@ -292,6 +323,24 @@ async def test_subscribe_needs_manage_channels(
     )
 
 
+async def test_the_admins_only_refusal_names_the_channel_that_was_named(
+    simcord_env: simcord.Env, frontend: DiscordFrontend
+) -> None:
+    s = server(simcord_env)
+    alerts = s.guild.create_text_channel("alerts")
+    [command] = [c for c in await frontend.client.tree.fetch_commands() if c.name == "subscribe"]
+    s.guild.set_command_permissions(command, {s.member: True})
+
+    refused = await s.member.slash(s.channel, "subscribe", channel=alerts)
+
+    assert refused.ephemeral and refused.response is not None
+    assert refused.response.content == (
+        "Only members with the Manage Channels permission can change the alert subscription "
+        "of \\#alerts."
+    )
+    assert len(simcord_env.errors) == 1
+
+
 async def test_subscribe_refuses_a_channel_the_bot_cannot_post_embeds_in(
     simcord_env: simcord.Env, store: Store
 ) -> None:
@@ -313,16 +362,75 @@ async def test_subscribe_refuses_a_channel_the_bot_cannot_post_embeds_in(
     assert len(simcord_env.errors) == 1
 
 
-async def test_subscription_commands_need_a_server(simcord_env: simcord.Env, store: Store) -> None:
-    dana = simcord_env.create_user("dana")
+async def test_subscribe_checks_what_discord_says_the_bot_may_do_in_this_channel(
+    simcord_env: simcord.Env, store: Store
+) -> None:
+    s = server(simcord_env)
+    backend = simcord_env.backend
+    guild = backend.get_guild(s.guild.id)
+    [bot_role] = [r for r in guild.roles.values() if r.managed]
+    # an admin takes the bot's role away and leaves everyone only View Channel: without the
+    # members intent the bot's cache never hears of its own role change, the interaction does
+    only_view = discord.Permissions(view_channel=True, use_application_commands=True)
+    backend.edit_role(s.guild.id, s.guild.id, {"permissions": only_view.value})
+    backend.remove_member_role(s.guild.id, backend.bot_user.id, bot_role.id)
 
-    result = await dana.slash("subscribe")
+    refused = await s.manager.slash(s.channel, "subscribe")
 
-    assert result.ephemeral and result.response is not None
-    assert result.response.content == REPLIES.server_only()
-    assert "this command works in a server, not in direct messages" in result.response.content
+    assert refused.ephemeral and refused.response is not None
+    assert refused.response.content == (
+        "I can't post alerts in this channel: I need Embed Links, Send Messages there. "
+        "Grant them, or pick another channel."
+    )
+    assert store.get_subscription("discord", str(s.channel.id), None) is None
+    assert len(simcord_env.errors) == 1  # the refusal, answered by the tree's error handler
+
+
+async def test_subscribe_refuses_a_channel_of_another_type_plainly(
+    simcord_env: simcord.Env, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = server(simcord_env)
+    voice = s.guild.create_voice_channel("lounge")
+    category = s.guild.create_category("Info")
+    # the option asks for text channels, but a registration from before it did (global commands
+    # keep theirs until the next sync) lets Discord pass any channel
+    registered = simcord_env.backend.find_command("subscribe", s.guild.id)
+    assert registered is not None
+    for option in registered["options"]:
+        option.pop("channel_types", None)
+
+    with caplog.at_level(logging.INFO, logger="whydown.discord"):
+        lounge = await s.manager.slash(s.channel, "subscribe", channel=voice)
+        info = await s.manager.slash(s.channel, "subscribe", channel=category)
+
+    assert lounge.ephemeral and lounge.response is not None
+    assert lounge.response.content == (
+        "\\#lounge can't receive alerts: pick a text channel or a thread."
+    )
+    assert info.ephemeral and info.response is not None
+    assert info.response.content == "\\#Info can't receive alerts: pick a text channel or a thread."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert store.subscriptions(active_only=False) == []
-    assert len(simcord_env.errors) == 1
+    assert len(simcord_env.errors) == 2
+
+
+async def test_subscription_commands_need_a_server(
+    simcord_env: simcord.Env, frontend: DiscordFrontend
+) -> None:
+    dana = simcord_env.create_user("dana")
+    server_only = {"subscribe", "unsubscribe", "settings"}
+    payloads = {
+        c.name: c.to_dict(frontend.client.tree) for c in frontend.client.tree.get_commands()
+    }
+
+    # registered for servers only: Discord does not offer them in direct messages at all
+    for name in server_only:
+        assert payloads[name]["dm_permission"] is False
+        assert payloads[name]["contexts"] == [0]  # guild
+    assert payloads["why"]["dm_permission"] is True
+    offered = set(dana.available_commands())
+    assert offered.isdisjoint(server_only)
+    assert {"why", "help", "chart", "drivers", "history", "status"} <= offered
 
 
 async def test_unsubscribe_stops_alerts_for_the_named_channel(
@@ -371,6 +479,34 @@ async def test_an_alert_is_posted_to_a_subscribed_channel_when_the_rule_is_cross
     assert_within_limits(embed)
     [delivery] = store.deliveries(alert.id)
     assert delivery.status == "sent"
+
+
+async def test_the_alert_log_line_rounds_the_market_change(
+    simcord_env: simcord.Env,
+    frontend: DiscordFrontend,
+    store: Store,
+    explainer: Explainer,
+    upstream: Upstream,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = server(simcord_env)
+    store.subscribe("discord", str(s.channel.id), None, 3, "mod")
+    engine = AlertEngine(
+        store, AlertSettings(), {"discord": frontend.notifier}, clock=ManualClock(upstream.now)
+    )
+    explanation = await explainer.explain()
+    assert explanation.market_change_24h is not None
+    assert round(explanation.market_change_24h, 1) != explanation.market_change_24h
+
+    with caplog.at_level(logging.INFO, logger="whydown.alerts"):
+        alert = await engine.evaluate(explanation)
+
+    assert alert is not None
+    [line] = [r.getMessage() for r in caplog.records if " recorded: " in r.getMessage()]
+    assert line == (
+        f"alert {alert.id} recorded: 5 drivers fired ({', '.join(alert.drivers)}), "
+        "market -13.9% in 24h, 1 subscriptions"
+    )
 
 
 async def test_a_deleted_channel_deactivates_its_subscription(

@@ -25,6 +25,7 @@ from bot.commands import Replies
 from bot.config import Settings
 from bot.delivery import AlertMessage, PermanentDeliveryError
 from bot.discord.bot import DiscordFrontend
+from bot.discord.views import ChartButton
 from bot.store import Store
 from explainers import charts
 from explainers.chart_service import ChartMaker
@@ -226,6 +227,23 @@ async def test_chart_for_an_unknown_coin_answers_like_why(simcord_env: simcord.E
     )
 
 
+async def test_chart_for_an_unknown_coin_is_refused_only_to_the_asker(
+    simcord_env: simcord.Env, explainer: Explainer, maker: ChartMaker
+) -> None:
+    s = server(simcord_env)
+    await explainer.current()  # the scheduler's refresh, in the running bot
+
+    result = await s.member.slash(s.channel, "chart", subject="solan")
+
+    assert deferrals(simcord_env) == []
+    assert result.ephemeral and result.response is not None and result.response.ephemeral
+    assert result.response.content.startswith('I don\'t know the coin "solan"')
+    assert maker.renders == 0
+    [error] = simcord_env.errors
+    assert isinstance(error, app_commands.CommandInvokeError)
+    assert isinstance(error.original, UnknownCoin)
+
+
 async def test_a_drawing_failure_is_answered_once_in_words(
     simcord_env: simcord.Env,
     monkeypatch: pytest.MonkeyPatch,
@@ -330,6 +348,31 @@ async def test_chart_button_posts_the_answers_chart_at_most_once_per_channel_per
     assert refreshed.response is not None and not refreshed.ephemeral
     assert button_labels(refreshed.response.components) == ["Refresh", "Drivers", "Chart"]
     assert maker.renders == 1
+
+
+async def test_chart_button_of_a_coin_no_longer_known_is_refused_only_to_the_clicker(
+    simcord_env: simcord.Env, frontend: DiscordFrontend, explainer: Explainer, maker: ChartMaker
+) -> None:
+    s = server(simcord_env)
+    await explainer.current()
+    # an answer posted while "solan" was a coin of the market data, which no longer lists it
+    view = discord.ui.View(timeout=None)
+    view.add_item(ChartButton("solan"))
+    channel = frontend.client.get_channel(s.channel.id)
+    assert isinstance(channel, discord.TextChannel)
+    old = await channel.send("an old answer", view=view)
+
+    clicked = await s.member.click(old, label="Chart")
+
+    assert deferrals(simcord_env) == []
+    assert clicked.ephemeral and clicked.response is not None and clicked.response.ephemeral
+    assert clicked.response.content.startswith('I don\'t know the coin "solan"')
+    assert maker.renders == 0
+    # the refusal did not use up the channel's Chart slot
+    answer = await s.member.slash(s.channel, "why", coin="solana")
+    assert answer.response is not None
+    shown = await s.member.click(answer.response, label="Chart")
+    assert shown.response is not None and not shown.ephemeral and shown.response.attachments
 
 
 # --- alerts ----------------------------------------------------------------------------------
@@ -509,4 +552,23 @@ async def test_a_channel_refusing_the_embed_too_is_a_permanent_failure(
 
     assert str(caught.value) == "discord 403 (code 50013): Missing Permissions"
     assert len(requests_to(simcord_env, "POST", f"/channels/{s.channel.id}/messages")) == 2
+    assert s.channel.last_message is None
+
+
+async def test_missing_access_is_permanent_at_once_without_a_second_request(
+    simcord_env: simcord.Env, frontend: DiscordFrontend, explainer: Explainer
+) -> None:
+    s = server(simcord_env)
+    # the bot was removed from the channel: sending again without the chart cannot help, and each
+    # 403 counts toward Discord's invalid-request limit
+    simcord_env.inject_error(
+        "POST", "/channels/*/messages", status=403, code=50001, message="Missing Access"
+    )
+    alert = AlertMessage(kind="alert", alert_id=1, explanation=await explainer.explain())
+
+    with pytest.raises(PermanentDeliveryError) as caught:
+        await frontend.notifier.send(subscription_to(s.channel.id), alert)
+
+    assert str(caught.value) == "discord 403 (code 50001): Missing Access"
+    assert len(requests_to(simcord_env, "POST", f"/channels/{s.channel.id}/messages")) == 1
     assert s.channel.last_message is None

@@ -58,6 +58,9 @@ def intents() -> discord.Intents:
 async def why(interaction: Interaction, coin: str | None = None) -> None:
     """/why [coin]: the answer as an embed with Refresh, Drivers and Chart buttons."""
     context = context_of(interaction)
+    # a refusal must be known before the public "thinking…": what follows a defer replaces it
+    # and so is seen by the whole channel, whatever its own ephemeral flag says
+    context.actions.check_coin(coin)
     await interaction.response.defer(thinking=True)  # a cold cache means a full refresh
     explanation = await context.actions.why(coin)
     await interaction.followup.send(
@@ -69,16 +72,17 @@ async def why(interaction: Interaction, coin: str | None = None) -> None:
 async def chart(interaction: Interaction, subject: str | None = None) -> None:
     """/chart [subject]: the sell-off or ETF chart attached to an embed."""
     actions = context_of(interaction).actions
-    actions.check_charts()  # nothing to draw with: said at once, only to the asker
+    actions.check_chart(subject)  # charts off or an unknown coin: said at once, only to the asker
     await interaction.response.defer(thinking=True)  # prices and a render can take seconds
     await send_chart(interaction, await actions.chart(subject))
 
 
 async def drivers(interaction: Interaction) -> None:
-    """/drivers: every driver's state, figure and threshold."""
+    """/drivers: every driver's state, figure and threshold (only to the asker, as the button)."""
     context = context_of(interaction)
-    await interaction.response.defer(thinking=True)
-    await send_text(interaction, context.replies.drivers(await context.actions.drivers()))
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    explanation = await context.actions.drivers()
+    await send_text(interaction, context.replies.drivers(explanation), ephemeral=True)
 
 
 async def history(interaction: Interaction) -> None:
@@ -139,6 +143,8 @@ HANDLERS: dict[str, Handler] = {
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
 }
+# subscriptions are per channel: Discord neither offers these in direct messages nor runs them there
+SERVER_ONLY = frozenset({"subscribe", "unsubscribe", "settings"})
 AUTOCOMPLETE: dict[tuple[str, str], Callable[..., Any]] = {
     ("why", "coin"): coin_choices,
     ("chart", "subject"): subject_choices,
@@ -159,6 +165,8 @@ def app_command(spec: Command) -> app_commands.Command[Any, ..., None]:
     for (name, option), choices in AUTOCOMPLETE.items():
         if name == spec.name:
             command.autocomplete(option)(choices)
+    if spec.name in SERVER_ONLY:
+        app_commands.guild_only()(command)
     if spec.admin_only:
         # a hint Discord uses to hide the command; channels.managed_channel enforces it
         command.default_permissions = discord.Permissions(manage_channels=True)

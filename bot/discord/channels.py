@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import discord
+from discord import app_commands
 
 from bot.actions import NotAllowed, Target
 
@@ -42,13 +43,26 @@ def managed_channel(
         raise NotAllowed("channel_refused", where, ["View Channel"])
     if not isinstance(resolved, discord.TextChannel | discord.Thread):
         raise NotAllowed("channel_unsupported", where)
-    _require_manager(interaction, resolved)
+    _require_manager(interaction, resolved, where)
     if postable:
-        _require_postable(guild, resolved, where, charts=charts)
+        _require_postable(interaction, resolved, where, charts=charts)
     return Target("discord", str(resolved.id)), where
 
 
-def _require_manager(interaction: discord.Interaction[Any], target: Channel) -> None:
+def option_refusal(error: app_commands.TransformerError) -> NotAllowed | None:
+    """A channel option discord.py could not turn into a text channel: one of another type (a
+    voice channel, a category), or one the bot cannot see; None for any other option."""
+    if error.type is not discord.AppCommandOptionType.channel:
+        return None
+    value = error.value
+    where = f"#{getattr(value, 'name', '')}"
+    resolved = value.resolve() if hasattr(value, "resolve") else None
+    if resolved is None:
+        return NotAllowed("channel_refused", where, ["View Channel"])
+    return NotAllowed("channel_unsupported", where)
+
+
+def _require_manager(interaction: discord.Interaction[Any], target: Channel, where: str) -> None:
     """Enforced here too: a server can grant the command to members who lack the default."""
     member = interaction.user
     if target.id == interaction.channel_id:
@@ -58,16 +72,28 @@ def _require_manager(interaction: discord.Interaction[Any], target: Channel) -> 
     else:
         permissions = discord.Permissions.none()
     if not permissions.manage_channels:
-        raise NotAllowed("admins_only")
+        raise NotAllowed("admins_only", where)
 
 
-def _require_postable(guild: discord.Guild, target: Channel, where: str, *, charts: bool) -> None:
+def _bot_permissions(interaction: discord.Interaction[Any], target: Channel) -> discord.Permissions:
+    """The bot's permissions in the channel: as Discord computed them for this interaction when it
+    is this channel (the cache can be stale: the bot hears of no change to its own roles without
+    the members intent), else from the cached channel."""
+    if target.id == interaction.channel_id:
+        return interaction.app_permissions
+    assert interaction.guild is not None
+    return target.permissions_for(interaction.guild.me)
+
+
+def _require_postable(
+    interaction: discord.Interaction[Any], target: Channel, where: str, *, charts: bool
+) -> None:
     """Refuse a channel the bot could not post an alert and its chart in, naming what is missing."""
     send = _SEND_IN_THREAD_PERMISSION if isinstance(target, discord.Thread) else _SEND_PERMISSION
     needed = dict([*_POST_PERMISSIONS.items(), send])
     if charts:
         needed.update([_CHART_PERMISSION])
-    permissions = target.permissions_for(guild.me)
+    permissions = _bot_permissions(interaction, target)
     missing = [label for name, label in needed.items() if not getattr(permissions, name)]
     if missing:
         raise NotAllowed("channel_refused", where, missing)

@@ -13,6 +13,7 @@ from discord import app_commands
 
 from bot.actions import ActionError, Actions, NotAllowed
 from bot.commands import Replies
+from bot.discord.channels import option_refusal
 from bot.throttle import Throttle
 
 log = logging.getLogger("whydown.discord")
@@ -89,13 +90,17 @@ def _where(interaction: Interaction) -> str:
 
 async def report_error(interaction: Interaction, error: BaseException) -> None:
     """A refused action gets its reply; anything else is logged with its context and answered
-    briefly, never with its text. Ephemeral where possible."""
+    briefly, never with its text. Ephemeral where possible: after a public "thinking…" Discord
+    shows the reply to the channel (it replaces that message; deleting it first would leave
+    follow-ups with Unknown Message), so handlers refuse what they can before deferring."""
     context = context_of(interaction)
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, app_commands.NoPrivateMessage):
         original = NotAllowed("server_only")
     elif isinstance(original, app_commands.MissingPermissions):
         original = NotAllowed("admins_only")
+    elif isinstance(original, app_commands.TransformerError):
+        original = option_refusal(original) or original
     if isinstance(original, ActionError):
         log.log(original.level, "%s refused: %s", _where(interaction), original)
         reply = original.reply(context.replies)

@@ -38,6 +38,9 @@ DEFAULT_RETRY_AFTER_S = 5.0
 # an alert waits this long for its chart at most, then goes out with the embed alone
 CHART_WAIT_S = 20.0
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+# Discord's JSON error code for a 403 that a missing permission (Attach Files, say) caused; a
+# 403 with another code (50001 Missing Access: the bot cannot see the channel) is final at once
+MISSING_PERMISSIONS = 50013
 
 
 def alert_embed(explanation: Explanation, thresholds: Thresholds) -> discord.Embed:
@@ -143,8 +146,8 @@ class DiscordNotifier:
         try:
             try:
                 await self._post(channel, message, embed, file)
-            except discord.Forbidden:
-                if file is None:
+            except discord.Forbidden as err:
+                if file is None or err.code != MISSING_PERMISSIONS:
                     raise
                 # a channel without Attach Files still takes the alert: once more, embed only
                 log.warning(

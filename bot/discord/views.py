@@ -208,6 +208,9 @@ class ChartButton(AnswerButton, template=re.escape(CHART_PREFIX) + _COIN):
     PREFIX, LABEL = CHART_PREFIX, "Chart"
 
     async def act(self, interaction: Interaction, context: DiscordContext) -> None:
+        # an old answer's button: charts may be off now, or its coin gone from the market data;
+        # refused before the public "thinking…", which whatever follows would replace
+        context.actions.check_chart(self.coin)
         if await self.too_soon(interaction, context, context.replies.button_throttled):
             return
         await interaction.response.defer(thinking=True)
