@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from bot import logs
 from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
@@ -16,6 +18,15 @@ from bot.config import Settings
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
 from explainers import render
 from explainers.chart_service import ChartMaker
+from explainers.collect import Collector
+from explainers.doctor import (
+    CaptureTransport,
+    Wait,
+    check_sources,
+    listen,
+    source_table,
+    stream_table,
+)
 from explainers.replay import Scenario
 from explainers.service import Explainer
 
@@ -93,19 +104,33 @@ async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
         return await _write_chart(maker, args.what, Path(args.output))
 
 
+async def doctor(
+    settings: Settings,
+    listen_s: float,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    stream_urls: dict[str, str] | None = None,
+    wait: Wait | None = None,
+) -> tuple[list[str], int]:
+    """The doctor's lines and exit code: 1 when no asked source answered, or a body drifted."""
+    capture = CaptureTransport(transport or httpx.AsyncHTTPTransport())
+    async with http_client(settings, transport=capture) as client:
+        checks = await check_sources(Collector(client, settings.sources), capture)
+    lines = source_table(checks)
+    if listen_s > 0:
+        lines += ["", *stream_table(await listen(listen_s, urls=stream_urls, wait=wait))]
+    asked = [c for c in checks if c.status.state != "disabled"]
+    failed = [c for c in asked if c.status.state in ("failed", "blocked")]
+    drifted = [c for c in checks if c.drift]
+    return lines, 1 if (asked and len(failed) == len(asked)) or drifted else 0
+
+
 async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
-    """`whydown sources`: every source checked live, as a table."""
-    async with http_client(settings) as client:
-        explainer = build_explainer(client, settings)
-        refreshed = await explainer.refresh()
-    rows = sorted(refreshed.snapshot.statuses.values(), key=lambda s: s.label)
-    print(f"{'source':<28} {'status':<9} {'latency':>9}  {'as of':<22} note")
-    for s in rows:
-        latency = f"{s.latency_ms:.0f} ms" if s.latency_ms is not None else "-"
-        as_of = f"{s.as_of:%Y-%m-%d %H:%M} UTC" if s.as_of else "-"
-        print(f"{s.label:<28} {s.state:<9} {latency:>9}  {as_of:<22} {s.reason or ''}")
-    failed = [s for s in rows if s.state in ("failed", "blocked")]
-    return 1 if failed and len(failed) == len([s for s in rows if s.state != "disabled"]) else 0
+    """`whydown sources [--listen SECONDS]`: every source checked live (status, latency, as-of,
+    body shape), then each liquidation stream listened to."""
+    lines, code = await doctor(settings, args.listen)
+    print("\n".join(lines))
+    return code
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -151,7 +176,18 @@ def parser() -> argparse.ArgumentParser:
     chart.add_argument(
         "--demo", action="store_true", help="draw it from the recorded demo sell-off (no network)"
     )
-    sub.add_parser("sources", help="check every source live and print a table")
+    sources = sub.add_parser(
+        "sources",
+        help="check every source live (status, latency, as-of, body shape) and listen to the "
+        "liquidation streams",
+    )
+    sources.add_argument(
+        "--listen",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to listen to each liquidation stream (default 10; 0 skips the streams)",
+    )
     run_p = sub.add_parser(
         "run", help="run the bots (whichever tokens are set) and the alert scheduler"
     )

@@ -25,7 +25,7 @@ from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
 from explainers.models import Explanation, Replay
-from explainers.replay import Scenario
+from explainers.replay import Scenario, not_recorded
 from explainers.service import Explainer
 from explainers.sources.http import USER_AGENT
 from explainers.streams import StreamStatus, Venue
@@ -60,7 +60,7 @@ def build_explainer(
     replay: Replay | None = None,
 ) -> Explainer:
     return Explainer(
-        Collector(client, settings.sources, clock=clock),
+        Collector(client, settings.sources, clock=clock, off=not_recorded() if replay else None),
         settings.thresholds,
         history=history,
         max_age=timedelta(seconds=settings.refresh_interval_s),

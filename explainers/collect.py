@@ -8,6 +8,7 @@ or breaks the others; the first link of a chain that delivers fills the snapshot
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from explainers.source_table import (
     liquidation_sources,
     source_table,
 )
+from explainers.sources.yahoo import YahooSession
 
 __all__ = ["Chain", "Clock", "Collector", "utcnow"]
 
@@ -35,16 +37,25 @@ class Collector:
     that refused us)."""
 
     def __init__(
-        self, client: httpx.AsyncClient, cfg: SourceSettings, clock: Clock = utcnow
+        self,
+        client: httpx.AsyncClient,
+        cfg: SourceSettings,
+        clock: Clock = utcnow,
+        *,
+        off: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
         self.cfg = cfg
         self.clock = clock
         self.runner = SourceRunner(cfg)
+        # one Yahoo cookie + crumb and 429 breaker for the whole process
+        self.yahoo = YahooSession.from_settings(cfg)
+        # source key -> why it is not asked (e.g. "not in the recording" in a replay)
+        self.off: dict[str, str] = dict(off or {})
 
     def plan(self, now: datetime) -> tuple[list[Chain], list[SourceStatus]]:
         """The chains to run at `now`, and statuses of sources switched off in settings."""
-        return _plan(source_table(self.cfg), self.cfg)
+        return _plan(source_table(self.cfg), self.cfg, self.off)
 
     async def collect(self) -> Snapshot:
         now = self.clock()
@@ -61,7 +72,7 @@ class Collector:
         """Only the liquidation feeds: polled more often than a full refresh, since OKX lists
         just the latest orders and a cascade can scroll past them within a minute."""
         now = self.clock()
-        chains, _ = _plan(liquidation_sources(self.cfg), self.cfg)
+        chains, _ = _plan(liquidation_sources(self.cfg), self.cfg, self.off)
         draft = SnapshotDraft()
         await asyncio.gather(*(self._run_chain(chain, now, draft) for chain in chains))
         return draft.liquidations
@@ -70,7 +81,7 @@ class Collector:
         self, chain: Chain, now: datetime, draft: SnapshotDraft | None = None
     ) -> list[SourceStatus]:
         """Ask the chain's links in order until one delivers; it puts its data into `draft`."""
-        ctx = FetchContext(self.client, self.cfg, now)
+        ctx = FetchContext(self.client, self.cfg, now, self.yahoo)
         statuses: list[SourceStatus] = []
         for source in chain:
             value, status = await self.runner.call(source.call(ctx), now)
@@ -82,13 +93,24 @@ class Collector:
         return statuses
 
 
-def _plan(table: list[Source[Any]], cfg: SourceSettings) -> tuple[list[Chain], list[SourceStatus]]:
+def _plan(
+    table: list[Source[Any]], cfg: SourceSettings, off: Mapping[str, str] | None = None
+) -> tuple[list[Chain], list[SourceStatus]]:
     chains: list[Chain] = []
     disabled: list[SourceStatus] = []
     for entry in table:
         chain: Chain = []
         for source in entry.chain():
-            if source.enabled(cfg):
+            if off and source.key in off:
+                disabled.append(
+                    SourceStatus(
+                        source=source.key,
+                        label=source.label,
+                        state="disabled",
+                        reason=off[source.key],
+                    )
+                )
+            elif source.enabled(cfg):
                 chain.append(source)
             else:
                 disabled.append(source.disabled_status())

@@ -12,15 +12,21 @@ from datetime import datetime, timedelta
 from explainers.history import MAX_POLL_GAP, History, coverage_start
 from explainers.models import Liquidations, LiquidationTotals, Lookback, Snapshot
 from explainers.settings import Thresholds
+from explainers.sources.open_interest import sum_by_coin
 
 PREMIUM_INSTRUMENT = "BTC-USDT-SWAP"
+#: the cross-venue BTC open interest sum, and (with ":<venue>") each venue's part of it
+OI_BTC = "oi_usd_btc"
 
 
 def premium_series(snapshot: Snapshot) -> list[tuple[datetime, float]]:
-    """Coinbase premium in % for each minute both venues closed, oldest first."""
+    """Coinbase premium in % for each minute both venues closed, oldest first. OKX's USDT price
+    is converted to USD with the snapshot's USDT-USD quote; without one it is taken as USD
+    (unadjusted: the driver's evidence says so)."""
     if snapshot.coinbase_btc is None or snapshot.okx_btc is None:
         return []
-    okx = {c.start: c.close for c in snapshot.okx_btc.candles}
+    rate = snapshot.usdt.rate if snapshot.usdt is not None else 1.0
+    okx = {c.start: c.close * rate for c in snapshot.okx_btc.candles}
     return [
         (c.start, (c.close - okx[c.start]) / okx[c.start] * 100)
         for c in snapshot.coinbase_btc.candles
@@ -43,6 +49,10 @@ def figures_of(snapshot: Snapshot) -> dict[str, float]:
         figures["premium_pct"] = premiums[-1][1]
     if (oi := _btc_oi(snapshot)) is not None:
         figures["oi_usd"] = oi
+    btc = sum_by_coin(snapshot.venue_open_interest).get("BTC")
+    if btc is not None:
+        figures[OI_BTC] = btc.usd
+        figures.update({f"{OI_BTC}:{v.venue}": v.usd for v in btc.venues})
     if snapshot.cut_odds is not None:
         figures["cut_odds"] = snapshot.cut_odds.probability
     return figures
@@ -125,6 +135,18 @@ def lookback(snapshot: Snapshot, history: History, t: Thresholds) -> Lookback:
             timedelta(minutes=10),
         )
 
+    # each venue's stored BTC open interest ~1h ago (the cross-venue change compares like with
+    # like: only venues that answered both then and now)
+    oi_venues_1h_ago: dict[str, float] = {}
+    for venue in {v.venue for v in snapshot.venue_open_interest}:
+        value = _nearest(
+            history.figures(f"{OI_BTC}:{venue}", hour_ago - timedelta(minutes=10)),
+            hour_ago,
+            timedelta(minutes=10),
+        )
+        if value is not None:
+            oi_venues_1h_ago[venue] = value
+
     week_ago = now - timedelta(days=7)
     cut_7d: float | None = None
     if snapshot.cut_odds is not None and snapshot.cut_odds.history:
@@ -147,6 +169,7 @@ def lookback(snapshot: Snapshot, history: History, t: Thresholds) -> Lookback:
         liquidations_24h=_totals(history, now, 24),
         premium_samples=_premium_samples(snapshot, history, t),
         oi_1h_ago_usd=oi_1h_ago,
+        oi_venues_1h_ago_usd=oi_venues_1h_ago,
         cut_odds_7d_ago=cut_7d,
         two_year_5d_ago=two_5d,
     )

@@ -221,6 +221,47 @@ class IndexQuote(SourceResult):
     market_open: bool = False
 
 
+class VenueOpenInterest(Model):
+    """One venue's open interest in one coin, in USD, as of the venue's own time."""
+
+    venue: str
+    coin: str  # "BTC", "ETH", ...
+    usd: float
+    at: datetime
+    instruments: list[str] = Field(default_factory=list)  # what was summed on the venue
+
+
+class CoinOpenInterest(Model):
+    """A coin's open interest summed over the venues that answered."""
+
+    coin: str
+    usd: float
+    at: datetime  # the oldest venue time: the sum is no fresher than its stalest part
+    venues: list[VenueOpenInterest]
+
+
+class UsdtQuote(Model):
+    """US dollars per USDT."""
+
+    rate: float
+    source: str
+    at: datetime
+
+
+class FedCutOdds(SourceResult):
+    """Market-implied odds (percent) of a cut at the next FOMC meeting, from one Kalshi market."""
+
+    cut_pct: float
+    meeting: str  # "FOMC Apr 28, 2027"
+    meeting_date: date
+    event_ticker: str
+    ticker: str  # the market read: "above U - 0.25%"
+    title: str
+    yes_price: float
+    price_basis: str  # "mid" of bid/ask, or "last" trade
+    current_upper_pct: float
+
+
 class FearGreedPoint(Model):
     day: date
     value: int
@@ -276,6 +317,10 @@ class Snapshot(Model):
     indices: dict[str, IndexQuote] = Field(default_factory=dict)
     fear_greed: FearGreed | None = None
     headlines: list[Headline] = Field(default_factory=list)
+    # open interest per venue and coin (OKX, Bybit, Binance, Hyperliquid), in USD
+    venue_open_interest: list[VenueOpenInterest] = Field(default_factory=list)
+    usdt: UsdtQuote | None = None  # USD per USDT: cleans the Coinbase premium
+    kalshi_odds: FedCutOdds | None = None  # Kalshi's cut odds, beside Polymarket's
     statuses: dict[str, SourceStatus] = Field(default_factory=dict)
 
 
@@ -303,6 +348,8 @@ class Lookback(Model):
     liquidations_24h: LiquidationTotals | None = None
     premium_samples: list[float] = Field(default_factory=list)  # stored Coinbase premium, %
     oi_1h_ago_usd: float | None = None
+    # each venue's BTC open interest about 1h ago (stored at past refreshes), venue -> USD
+    oi_venues_1h_ago_usd: dict[str, float] = Field(default_factory=dict)
     cut_odds_7d_ago: float | None = None
     two_year_5d_ago: float | None = None
 

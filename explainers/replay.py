@@ -33,6 +33,27 @@ from explainers.models import Replay
 
 DEMO_FOLDER = Path(__file__).parent / "demo" / "aug-2024"
 
+#: sources the recordings hold no responses for: a replay does not ask them (their status says
+#: why) rather than show them as failed
+NOT_RECORDED_REASON = "not in the recording"
+NOT_RECORDED: tuple[str, ...] = (
+    "usdt_coinbase",
+    "usdt_kraken",
+    "oi_okx",
+    "oi_bybit",
+    "oi_binance",
+    "oi_hyperliquid",
+    "kalshi",
+    "fred_spx",
+    "fred_ndx",
+)
+
+
+def not_recorded() -> dict[str, str]:
+    """Source key -> the reason a replay gives for not asking it."""
+    return dict.fromkeys(NOT_RECORDED, NOT_RECORDED_REASON)
+
+
 _FAULTS: dict[str, type[httpx.TransportError]] = {
     "timeout": httpx.ReadTimeout,
     "connect": httpx.ConnectError,

@@ -51,9 +51,10 @@ class SourceSettings(BaseModel):
     decrypt_feed: str = "https://decrypt.co/feed"
     theblock_feed: str = "https://www.theblock.co/rss.xml"
     fed_feed: str = "https://www.federalreserve.gov/feeds/press_monetary.xml"
-    binance_enabled: bool = False
+    # Binance and Bybit open interest (keyless public endpoints); off: that venue is left out
+    binance_enabled: bool = True
     binance_url: str = "https://fapi.binance.com"
-    bybit_enabled: bool = False
+    bybit_enabled: bool = True
     bybit_url: str = "https://api.bybit.com"
     liquidation_families: list[str] = Field(
         default_factory=lambda: ["BTC-USDT", "ETH-USDT", "SOL-USDT"]

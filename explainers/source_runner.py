@@ -136,10 +136,17 @@ class SourceRunner:
 
 
 def _as_of(value: object) -> datetime | None:
-    """The data time of a source's value; of a pair's first member (BTC and ETH prices)."""
+    """The data time of a source's value; of a pair's first member (BTC and ETH prices); the
+    oldest of a list's items (open interest per coin: `at`)."""
     if isinstance(value, tuple):
         value = value[0]
+    if isinstance(value, list):
+        times = [_as_of(item) for item in value]
+        known = [t for t in times if t is not None]
+        return min(known) if known else None
     as_of = getattr(value, "as_of", None)
+    if as_of is None:
+        as_of = getattr(value, "at", None)
     return as_of if isinstance(as_of, datetime) else None
 
 

@@ -21,6 +21,7 @@ from explainers.models import (
     CutOdds,
     EtfFlows,
     FearGreed,
+    FedCutOdds,
     Funding,
     GlobalMarket,
     Headlines,
@@ -31,6 +32,8 @@ from explainers.models import (
     Snapshot,
     SourceStatus,
     SpotPrice,
+    UsdtQuote,
+    VenueOpenInterest,
     Yields,
 )
 from explainers.settings import SourceSettings
@@ -43,6 +46,8 @@ from explainers.sources import (
     farside,
     feargreed,
     fred,
+    hyperliquid,
+    kalshi,
     kraken,
     news,
     okx,
@@ -50,8 +55,11 @@ from explainers.sources import (
     sosovalue,
     stooq,
     treasury,
+    usdt,
     yahoo,
 )
+from explainers.sources.stocks import StockQuote
+from explainers.sources.yahoo import YahooSession
 
 T = TypeVar("T")
 
@@ -62,11 +70,20 @@ DAY = timedelta(days=1)
 
 @dataclass(frozen=True)
 class FetchContext:
-    """What a source's fetch may use: the shared client, the settings, the refresh's time."""
+    """What a source's fetch may use: the shared client, the settings, the refresh's time, and
+    the process's one Yahoo session (cookie, crumb and 429 breaker)."""
 
     client: httpx.AsyncClient
     cfg: SourceSettings
     now: datetime
+    yahoo_session: YahooSession | None = None
+
+    def yahoo(self) -> YahooSession:
+        """The shared Yahoo session; a context built without one (tests) gets its own."""
+        if self.yahoo_session is None:
+            object.__setattr__(self, "yahoo_session", YahooSession.from_settings(self.cfg))
+        assert self.yahoo_session is not None
+        return self.yahoo_session
 
 
 @dataclass
@@ -88,6 +105,9 @@ class SnapshotDraft:
     indices: dict[str, IndexQuote] = field(default_factory=dict)
     fear_greed: FearGreed | None = None
     headline_batches: list[Headlines] = field(default_factory=list)
+    venue_open_interest: list[VenueOpenInterest] = field(default_factory=list)
+    usdt: UsdtQuote | None = None
+    kalshi_odds: FedCutOdds | None = None
 
     def snapshot(self, taken_at: datetime, statuses: dict[str, SourceStatus]) -> Snapshot:
         return Snapshot(
@@ -107,6 +127,9 @@ class SnapshotDraft:
             indices=self.indices,
             fear_greed=self.fear_greed,
             headlines=news.merge(self.headline_batches),
+            venue_open_interest=self.venue_open_interest,
+            usdt=self.usdt,
+            kalshi_odds=self.kalshi_odds,
             statuses=statuses,
         )
 
@@ -204,8 +227,20 @@ def _headlines(draft: SnapshotDraft, value: Headlines) -> None:
     draft.headline_batches.append(value)
 
 
-def _index(key: yahoo.IndexKey) -> Callable[[SnapshotDraft, IndexQuote], None]:
-    def apply(draft: SnapshotDraft, value: IndexQuote) -> None:
+def _venue_open_interest(draft: SnapshotDraft, value: list[VenueOpenInterest]) -> None:
+    draft.venue_open_interest.extend(value)
+
+
+def _usdt(draft: SnapshotDraft, value: UsdtQuote) -> None:
+    draft.usdt = value
+
+
+def _kalshi(draft: SnapshotDraft, value: FedCutOdds) -> None:
+    draft.kalshi_odds = value
+
+
+def _index(key: yahoo.IndexKey) -> Callable[[SnapshotDraft, StockQuote], None]:
+    def apply(draft: SnapshotDraft, value: StockQuote) -> None:
         draft.indices[key] = value
 
     return apply
@@ -234,6 +269,10 @@ def _has_sosovalue_key(cfg: SourceSettings) -> bool:
     return cfg.sosovalue_api_key is not None
 
 
+def _has_stooq_key(cfg: SourceSettings) -> bool:
+    return cfg.stooq_api_key is not None
+
+
 def _binance_enabled(cfg: SourceSettings) -> bool:
     return cfg.binance_enabled
 
@@ -242,33 +281,101 @@ def _bybit_enabled(cfg: SourceSettings) -> bool:
     return cfg.bybit_enabled
 
 
+def _usdt_bounds(x: FetchContext) -> tuple[float, float]:
+    return (x.cfg.usdt_usd_min, x.cfg.usdt_usd_max)
+
+
+async def _kalshi_odds(x: FetchContext) -> FedCutOdds:
+    """Kalshi's cut odds need the current upper bound of the target range: FRED's DFEDTARU."""
+    _, upper = await fred.fetch_latest(x.client, x.cfg.fred_url, "DFEDTARU", today=x.now.date())
+    return await kalshi.fetch_cut_odds(
+        x.client, x.cfg.kalshi_url, upper, x.now, series=x.cfg.kalshi_fed_series
+    )
+
+
 # --- the table -----------------------------------------------------------------------------
 
 
-def _index_sources(key: yahoo.IndexKey, name: str) -> Source[IndexQuote]:
-    """One stock index: Yahoo, else Stooq."""
+def _index_sources(key: yahoo.IndexKey, name: str) -> Source[StockQuote]:
+    """One stock index: Yahoo (intraday, crumb flow), else FRED's close, else Stooq (keyed)."""
+    series, _ = fred.INDEX_SERIES[key]
     return Source(
         f"yahoo_{key}",
         f"Yahoo Finance {name}",
-        fetch=lambda x: yahoo.fetch_index(x.client, x.cfg, key),
+        fetch=lambda x: yahoo.fetch_quote(x.client, x.cfg.yahoo_url, key, session=x.yahoo()),
         apply=_index(key),
         stale_after=4 * DAY,
         fallbacks=(
             Source(
-                f"stooq_{key}",
-                f"Stooq {name}",
-                fetch=lambda x: stooq.fetch_index(x.client, x.cfg, key, today=x.now.date()),
+                f"fred_{key}",
+                f"FRED {name} ({series})",
+                fetch=lambda x: fred.fetch_index_close(
+                    x.client, x.cfg.fred_url, key, today=x.now.date()
+                ),
                 apply=_index(key),
                 stale_after=4 * DAY,
+            ),
+            Source(
+                f"stooq_{key}",
+                f"Stooq {name}",
+                fetch=lambda x: stooq.fetch_quote(
+                    x.client, x.cfg.stooq_url, key, x.cfg.stooq_api_key, today=x.now.date()
+                ),
+                apply=_index(key),
+                stale_after=4 * DAY,
+                enabled=_has_stooq_key,
+                off_reason="no API key set",
             ),
         ),
     )
 
 
 #: the stock indices, one entry each
-INDICES: tuple[Source[IndexQuote], ...] = (
+INDICES: tuple[Source[StockQuote], ...] = (
     _index_sources("spx", "S&P 500"),
     _index_sources("ndx", "Nasdaq"),
+)
+
+#: open interest per coin on every venue (summed across venues by the liquidation driver)
+OPEN_INTEREST: tuple[Source[list[VenueOpenInterest]], ...] = (
+    Source(
+        "oi_okx",
+        "OKX open interest (all swaps)",
+        fetch=lambda x: okx.fetch_venue_open_interest(
+            x.client, x.cfg.okx_url, x.cfg.open_interest_coins
+        ),
+        apply=_venue_open_interest,
+        stale_after=30 * MINUTE,
+    ),
+    Source(
+        "oi_bybit",
+        "Bybit open interest",
+        fetch=lambda x: bybit.fetch_venue_open_interest(
+            x.client, x.cfg.bybit_url, x.cfg.open_interest_coins
+        ),
+        apply=_venue_open_interest,
+        stale_after=30 * MINUTE,
+        enabled=_bybit_enabled,
+    ),
+    Source(
+        "oi_binance",
+        "Binance open interest",
+        fetch=lambda x: binance.fetch_venue_open_interest(
+            x.client, x.cfg.binance_url, x.cfg.open_interest_coins
+        ),
+        apply=_venue_open_interest,
+        stale_after=30 * MINUTE,
+        enabled=_binance_enabled,
+    ),
+    Source(
+        "oi_hyperliquid",
+        "Hyperliquid open interest",
+        fetch=lambda x: hyperliquid.fetch_venue_open_interest(
+            x.client, x.cfg.hyperliquid_url, x.cfg.open_interest_coins, x.now
+        ),
+        apply=_venue_open_interest,
+        stale_after=30 * MINUTE,
+    ),
 )
 
 #: every source of a refresh but the per-family ones (liquidations, news feeds)
@@ -326,12 +433,31 @@ SOURCES: tuple[Source[Any], ...] = (
         stale_after=10 * MINUTE,
     ),
     Source(
+        "usdt_coinbase",
+        "Coinbase USDT-USD",
+        fetch=lambda x: usdt.fetch_coinbase_usdt(x.client, x.cfg.coinbase_url, _usdt_bounds(x)),
+        apply=_usdt,
+        stale_after=30 * MINUTE,
+        fallbacks=(
+            Source(
+                "usdt_kraken",
+                "Kraken USDT-USD",
+                fetch=lambda x: usdt.fetch_kraken_usdt(
+                    x.client, x.cfg.kraken_url, x.now, _usdt_bounds(x)
+                ),
+                apply=_usdt,
+                stale_after=30 * MINUTE,
+            ),
+        ),
+    ),
+    Source(
         "okx_open_interest",
         "OKX open interest",
         fetch=lambda x: okx.fetch_open_interest(x.client, x.cfg, "BTC-USDT-SWAP"),
         apply=_open_interest,
         stale_after=30 * MINUTE,
     ),
+    *OPEN_INTEREST,
     Source(
         "okx_funding",
         "OKX funding",
@@ -381,6 +507,13 @@ SOURCES: tuple[Source[Any], ...] = (
         stale_after=DAY,
     ),
     Source(
+        "kalshi",
+        "Kalshi Fed odds",
+        fetch=_kalshi_odds,
+        apply=_kalshi,
+        stale_after=DAY,
+    ),
+    Source(
         "feargreed",
         "Fear & Greed",
         fetch=lambda x: feargreed.fetch_fear_greed(x.client, x.cfg, 8),
@@ -388,22 +521,6 @@ SOURCES: tuple[Source[Any], ...] = (
         stale_after=2 * DAY,
     ),
     *INDICES,
-    Source(
-        "binance",
-        "Binance open interest",
-        fetch=lambda x: binance.fetch_open_interest(x.client, x.cfg, "BTCUSDT"),
-        apply=_open_interest,
-        stale_after=30 * MINUTE,
-        enabled=_binance_enabled,
-    ),
-    Source(
-        "bybit",
-        "Bybit open interest",
-        fetch=lambda x: bybit.fetch_open_interest(x.client, x.cfg, "BTCUSDT"),
-        apply=_open_interest,
-        stale_after=30 * MINUTE,
-        enabled=_bybit_enabled,
-    ),
 )
 
 

@@ -69,7 +69,9 @@ def test_why_with_every_upstream_down_still_answers(
     assert main(["why"]) == 0
     out = capsys.readouterr().out
     assert "The market's move is unknown: no price source answered this time." in out
-    assert "Not available: CoinDesk (unavailable: connection failed (ConnectError))" in out
+    # Binance and Bybit open interest are on by default now (keyless), and come first by label
+    assert "Not available: Binance open interest (unavailable: connection failed" in out
+    assert "; CoinDesk (unavailable: connection failed (ConnectError))" in out
     assert "127.0.0.1" not in out  # no URL ever reaches the user
 
 
@@ -77,11 +79,20 @@ def test_sources_table_with_every_upstream_down(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _all_upstreams_down(monkeypatch)
-    assert main(["sources"]) == 1
+    assert main(["sources", "--listen", "0"]) == 1
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["source", "status", "latency", "as", "of", "note"]
+    assert out.splitlines()[0].split() == [
+        "source",
+        "status",
+        "latency",
+        "as",
+        "of",
+        "shape",
+        "note",
+    ]
     assert "Farside ETF flows" in out and "failed" in out
-    assert "Binance open interest        disabled" in out
+    assert "Stooq S&P 500                      disabled" in out
+    assert "no API key set" in out
 
 
 def test_run_without_a_token_says_what_to_set(capsys: pytest.CaptureFixture[str]) -> None:

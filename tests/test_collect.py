@@ -79,19 +79,19 @@ async def test_a_blocked_source_is_not_asked_again_every_cycle() -> None:
     upstream.overrides.append(
         lambda r: (
             httpx.Response(451, json={"code": 0, "msg": "restricted location"})
-            if r.url.host == "fapi.binance.com"
+            if r.url.host == "farside.co.uk"
             else None
         )
     )
-    settings = _settings(binance_enabled=True)
+    settings = _settings()
     async with upstream.client(settings) as client:
         explainer = upstream.explainer(client, settings)
-        first = (await explainer.refresh()).snapshot.statuses["binance"]
-        asked = sum(n for path, n in upstream.calls.items() if path.startswith("fapi.binance.com"))
+        first = (await explainer.refresh()).snapshot.statuses["farside"]
+        asked = sum(n for path, n in upstream.calls.items() if path.startswith("farside.co.uk"))
         upstream.advance(60)
-        second = (await explainer.refresh()).snapshot.statuses["binance"]
+        second = (await explainer.refresh()).snapshot.statuses["farside"]
         asked_again = sum(
-            n for path, n in upstream.calls.items() if path.startswith("fapi.binance.com")
+            n for path, n in upstream.calls.items() if path.startswith("farside.co.uk")
         )
     assert first.state == "blocked" and "HTTP 451" in (first.reason or "")
     assert second.state == "blocked" and "not asked again until" in (second.reason or "")
@@ -113,13 +113,21 @@ def test_sources_switched_off_are_planned_as_disabled_not_run() -> None:
     reasons = {s.source: (s.state, s.reason) for s in disabled}
     assert reasons == {
         "sosovalue": ("disabled", "no API key set"),
-        "binance": ("disabled", "off in settings"),
-        "bybit": ("disabled", "off in settings"),
+        "stooq_spx": ("disabled", "no API key set"),
+        "stooq_ndx": ("disabled", "no API key set"),
     }
     planned = [source.key for chain in chains for source in chain]
     assert not set(reasons) & set(planned)
     assert [s.key for s in chains[0]] == ["coingecko", "coinbase_stats", "kraken"]
     assert "okx_liquidations_sol" in planned and "rss_fed" in planned
+    # the keyless venues' open interest is on by default; each can be switched off
+    assert {"oi_okx", "oi_bybit", "oi_binance", "oi_hyperliquid"} <= set(planned)
+    off = Collector(httpx.AsyncClient(), SourceSettings(binance_enabled=False, bybit_enabled=False))
+    _, disabled = off.plan(datetime(2024, 8, 5, 8, tzinfo=UTC))
+    assert {(s.source, s.reason) for s in disabled} >= {
+        ("oi_binance", "off in settings"),
+        ("oi_bybit", "off in settings"),
+    }
 
 
 async def test_a_source_added_to_the_table_is_read_and_its_fallback_fills_in(

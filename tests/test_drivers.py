@@ -11,7 +11,13 @@ from pydantic import ValidationError
 from explainers import drivers, render
 from explainers.drivers import Driver
 from explainers.explain import explain
-from explainers.models import DriverFigures, DriverResult, Explanation, Funding, OpenInterest
+from explainers.models import (
+    DriverFigures,
+    DriverResult,
+    Explanation,
+    Funding,
+    VenueOpenInterest,
+)
 from explainers.settings import Thresholds
 from explainers.sources import news
 from tests import factories as f
@@ -51,24 +57,55 @@ def test_open_interest_drop(now: float, state: str) -> None:
     assert result.figures.oi_change_1h == pytest.approx((now - 100e9) / 100e9 * 100)
 
 
-def test_other_venues_open_interest_is_shown_but_not_judged() -> None:
-    others = [
-        OpenInterest(source="Binance", as_of=f.NOW, instrument="BTCUSDT", oi_usd=8.1e9),
-        OpenInterest(source="Bybit", as_of=f.NOW, instrument="BTCUSDT", oi_usd=5.52e9),
-    ]
-    lb = f.lookback(oi_1h_ago_usd=100e9)
-    okx_only = drivers.liquidations.evaluate(
-        f.snapshot(open_interest=[f.open_interest(90e9)]), lb, T
-    )
-    s = f.snapshot(open_interest=[f.open_interest(90e9), *others])
+def _venue_oi(venue: str, usd: float) -> VenueOpenInterest:
+    return VenueOpenInterest(venue=venue, coin="BTC", usd=usd, at=f.NOW, instruments=["BTC"])
+
+
+def test_open_interest_is_judged_across_venues_with_each_venue_shown() -> None:
+    venues = [_venue_oi("OKX", 3.0e9), _venue_oi("Binance", 8.1e9), _venue_oi("Bybit", 5.52e9)]
+    venues.append(_venue_oi("Hyperliquid", 2.38e9))
+    # 1h ago the four venues held $20.0B; now $19.0B: -5%, past the 4% threshold
+    ago = {"OKX": 3.2e9, "Binance": 8.5e9, "Bybit": 5.8e9, "Hyperliquid": 2.5e9}
+    lb = f.lookback(oi_1h_ago_usd=3.0e9, oi_venues_1h_ago_usd=ago)
+    s = f.snapshot(open_interest=[f.open_interest(3.0e9)], venue_open_interest=venues)
+    result = drivers.liquidations.evaluate(s, lb, T)
+    assert result.state == "fired"
+    assert result.figures.oi_change_1h == pytest.approx(-5.0)
+    lines = [(e.label, e.value, e.source) for e in result.evidence]
+    assert (
+        "BTC open interest, 1h, 4 venues",
+        "$19.0B (-5.0%)",
+        "Binance, Bybit, OKX, Hyperliquid",
+    ) in lines
+    assert ("BTC open interest, Binance", "$8.10B", "Binance") in lines
+    assert ("BTC open interest, Hyperliquid", "$2.38B", "Hyperliquid") in lines
+    text = render.text(explain(s, [result], lb, T, now=f.NOW))
+    assert "BTC open interest -5.0% in 1h across 4 venues" in text
+    assert "   - BTC open interest, Bybit: $5.52B [Bybit, 20 Nov 14:00 UTC]\n" in text
+
+
+def test_open_interest_compares_only_venues_that_answered_then_and_now() -> None:
+    """A venue that did not answer an hour ago is shown but left out of the change: a sum over
+    more venues now than then is not a rise."""
+    venues = [_venue_oi("OKX", 3.0e9), _venue_oi("Binance", 8.1e9)]
+    lb = f.lookback(oi_venues_1h_ago_usd={"OKX": 3.0e9})
+    result = drivers.liquidations.evaluate(f.snapshot(venue_open_interest=venues), lb, T)
+    assert result.figures.oi_change_1h == pytest.approx(0.0)
+    assert result.figures.oi_venues == 1
+    assert ("BTC open interest, Binance", "$8.10B") in [(e.label, e.value) for e in result.evidence]
+
+
+def test_open_interest_falls_back_to_okx_history_in_the_first_hour() -> None:
+    venues = [_venue_oi("OKX", 90e9), _venue_oi("Bybit", 5.52e9)]
+    lb = f.lookback(oi_1h_ago_usd=100e9)  # nothing stored across venues yet
+    s = f.snapshot(open_interest=[f.open_interest(90e9)], venue_open_interest=venues)
     result = drivers.liquidations.evaluate(s, lb, T)
     lines = [(e.label, e.value, e.source) for e in result.evidence]
-    assert ("Open interest, Binance BTCUSDT", "$8.10B", "Binance") in lines
-    assert ("Open interest, Bybit BTCUSDT", "$5.52B", "Bybit") in lines
-    judged = (result.state, result.severity, result.figures)
-    assert judged == (okx_only.state, okx_only.severity, okx_only.figures)
+    assert ("BTC open interest, 1h", "$90.0B (-10.0%)", "OKX") in lines
+    assert ("BTC open interest, Bybit", "$5.52B", "Bybit") in lines
+    assert result.figures.oi_venues is None
     text = render.text(explain(s, [result], lb, T, now=f.NOW))
-    assert "   - Open interest, Binance BTCUSDT: $8.10B [Binance, 20 Nov 14:00 UTC]\n" in text
+    assert "BTC open interest -10.0% in 1h;" in text or "BTC open interest -10.0% in 1h\n" in text
 
 
 def test_funding_is_per_funding_period_not_per_8h() -> None:
@@ -181,7 +218,7 @@ def test_a_driver_decided_on_partial_data_says_what_did_not_answer() -> None:
     e = explain(s, drivers.evaluate(s, lb, T), lb, T, now=f.NOW)
     text = render.text(e)
     assert (
-        "1. Stock market weakness: Nasdaq -2.00%; "
+        "1. Stock market weakness: Nasdaq -2.00% (regular session 19 Nov, closed); "
         "Yahoo Finance S&P 500, Stooq S&P 500 did not answer\n" in text
     )
     assert (
@@ -189,7 +226,9 @@ def test_a_driver_decided_on_partial_data_says_what_did_not_answer() -> None:
         in text
     )
     field = render.discord_embed(e)["fields"][0]["value"]
-    assert field.startswith("Nasdaq -2.00%; Yahoo Finance S&P 500, Stooq S&P 500 did not answer")
+    assert field.startswith(
+        "Nasdaq -2.00% (regular session 19 Nov, closed); Yahoo Finance S&P 500, Stooq S&P 500 did not answer"
+    )
 
 
 @pytest.mark.parametrize(

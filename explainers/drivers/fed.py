@@ -9,12 +9,14 @@ from explainers.drivers.base import Driver, ratio, status_labels
 from explainers.models import DriverFigures, DriverResult, Evidence, Lookback, Snapshot
 from explainers.settings import Thresholds
 
+KALSHI_URL = "https://kalshi.com/markets/{series}"
 TREASURY_URL = "https://home.treasury.gov/resource-center/data-chart-center/interest-rates"
 
 
 class FedFigures(DriverFigures):
     cut_odds: float | None = None  # probability of a cut at the next FOMC, %
     cut_odds_change_7d: float | None = None  # points
+    kalshi_cut_odds: float | None = None  # Kalshi's odds of a cut at the next FOMC, %
     two_year: float | None = None  # 2-year Treasury yield, %
     two_year_change_5d_bp: float | None = None  # over 5 sessions, basis points
 
@@ -47,6 +49,18 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         )
         if change is not None:
             severities.append(ratio(-change, t.cut_odds_drop_pts))
+    kalshi = s.kalshi_odds
+    if kalshi is not None:
+        # evidence beside Polymarket's; the 7-day rule uses Polymarket's history
+        evidence.append(
+            Evidence(
+                label=f"Cut odds, {kalshi.meeting}",
+                value=f"{kalshi.cut_pct:.0f}% ({kalshi.price_basis} of {kalshi.ticker})",
+                source=kalshi.source,
+                url=KALSHI_URL.format(series=kalshi.event_ticker.split("-")[0].lower()),
+                as_of=kalshi.as_of,
+            )
+        )
     two_year_days = [d for d in s.yields.days if d.two_year is not None] if s.yields else []
     if s.yields is not None and two_year_days:
         latest = two_year_days[-1]
@@ -71,10 +85,11 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
     figures = FedFigures(
         cut_odds=cut_odds,
         cut_odds_change_7d=change,
+        kalshi_cut_odds=kalshi.cut_pct if kalshi is not None else None,
         two_year=two_year,
         two_year_change_5d_bp=rise,
     )
-    missing = status_labels(s, "polymarket", "treasury", "fred")
+    missing = status_labels(s, "polymarket", "kalshi", "treasury", "fred")
     if not severities:
         return DRIVER.unknown(threshold, missing, evidence=evidence, figures=figures)
     return DRIVER.judged(

@@ -1,4 +1,10 @@
-"""Institutional selling: Coinbase (US buyers) below OKX, held over several samples."""
+"""Institutional selling: Coinbase (US buyers) below OKX, held over several samples.
+
+OKX quotes BTC in USDT: its price is converted to USD with the USDT-USD quote (Coinbase, else
+Kraken) before the comparison. Without a quote the premium is computed as before, with USDT taken
+as a dollar, and the evidence says it is unadjusted: a stablecoin discount of a few hundredths of
+a percent is small next to the threshold, so the driver still decides rather than going unknown.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +26,30 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         f"Coinbase premium ≤ {t.premium_pct:+.2f}% over the last {t.premium_samples} samples"
     )
     samples = lb.premium_samples
-    missing = status_labels(s, "coinbase", "okx_candles")
+    missing = status_labels(s, "coinbase", "okx_candles", "usdt_coinbase", "usdt_kraken")
     if not samples:
         return DRIVER.unknown(threshold, missing)
     as_of = s.coinbase_btc.as_of if s.coinbase_btc else None
+    usdt = s.usdt
     evidence = [
         Evidence(
-            label="Coinbase premium (BTC-USD vs OKX BTC-USDT)",
+            label="Coinbase premium (BTC-USD vs OKX BTC-USDT in USD)"
+            if usdt is not None
+            else "Coinbase premium (BTC-USD vs OKX BTC-USDT, unadjusted: no USDT-USD quote)",
             value=", ".join(f"{v:+.3f}%" for v in samples),
             source="Coinbase, OKX",
             as_of=as_of,
         )
     ]
+    if usdt is not None:
+        evidence.append(
+            Evidence(
+                label="USDT-USD rate used",
+                value=f"{usdt.rate:.4f} USD per USDT",
+                source=usdt.source,
+                as_of=usdt.at,
+            )
+        )
     figures = InstitutionalFigures(premium=samples[-1], samples=len(samples))
     if len(samples) < t.premium_samples:
         # "held over 3 samples" cannot be judged on fewer: say so rather than guess

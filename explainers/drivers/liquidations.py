@@ -1,4 +1,5 @@
-"""Liquidation cascade: longs force-closed on OKX swaps, or open interest falling fast."""
+"""Liquidation cascade: longs force-closed on OKX swaps, or open interest falling fast (summed
+across OKX, Bybit, Binance and Hyperliquid; OKX's own history until an hour of sums is stored)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from explainers import formatting as fmt
 from explainers.drivers.base import Driver, ratio, status_labels
 from explainers.models import DriverFigures, DriverResult, Evidence, Lookback, Snapshot
 from explainers.settings import Thresholds
-from explainers.sources.okx import SOURCE as OKX
+from explainers.sources.open_interest import sum_by_coin
 
 
 class LiquidationFigures(DriverFigures):
@@ -21,6 +22,7 @@ class LiquidationFigures(DriverFigures):
     long_tracked: float | None = None
     share_tracked: float | None = None
     oi_change_1h: float | None = None  # BTC open interest change, %
+    oi_venues: float | None = None  # venues the change is summed over (None: OKX alone)
     funding: float | None = None  # BTC funding rate per funding period (0.0001 = 0.01%)
 
 
@@ -72,30 +74,7 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         if share is not None and share >= t.liq_long_share:
             severities.append(ratio(totals.long_usd, limit))
 
-    oi_now = next((o for o in s.open_interest if o.instrument == "BTC-USDT-SWAP"), None)
-    oi_change: float | None = None
-    if oi_now is not None and lb.oi_1h_ago_usd:
-        oi_change = (oi_now.oi_usd - lb.oi_1h_ago_usd) / lb.oi_1h_ago_usd * 100
-        evidence.append(
-            Evidence(
-                label="BTC open interest, 1h",
-                value=f"{fmt.usd(oi_now.oi_usd)} ({fmt.pct(oi_change)})",
-                source=oi_now.source,
-                as_of=oi_now.as_of,
-            )
-        )
-        severities.append(ratio(-oi_change, t.oi_drop_1h_pct))
-    # other venues' open interest (Binance, Bybit where enabled): context only, not judged
-    for other in s.open_interest:
-        if other.source != OKX:
-            evidence.append(
-                Evidence(
-                    label=f"Open interest, {other.source} {other.instrument}",
-                    value=fmt.usd(other.oi_usd),
-                    source=other.source,
-                    as_of=other.as_of,
-                )
-            )
+    oi_change, oi_venues = _open_interest(s, lb, t, evidence, severities)
     funding = next((f for f in s.funding if f.instrument == "BTC-USDT-SWAP"), None)
     if funding is not None:
         evidence.append(
@@ -116,10 +95,13 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         long_tracked=longs.get("tracked", none)[0],
         share_tracked=longs.get("tracked", none)[1],
         oi_change_1h=oi_change,
+        oi_venues=oi_venues,
         funding=funding.rate if funding is not None else None,
     )
     missing = status_labels(
-        s, "okx_open_interest", *(k for k in s.statuses if k.startswith("okx_liquidations"))
+        s,
+        "okx_open_interest",
+        *(k for k in s.statuses if k.startswith(("okx_liquidations", "oi_"))),
     )
     if lb.liquidations_1h is None and oi_change is None:
         return DRIVER.unknown(threshold, missing, evidence=evidence, figures=figures)
@@ -130,6 +112,56 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         missing=missing,
         figures=figures,
     )
+
+
+def _open_interest(
+    s: Snapshot, lb: Lookback, t: Thresholds, evidence: list[Evidence], severities: list[float]
+) -> tuple[float | None, float | None]:
+    """BTC open interest's 1h change (and over how many venues): summed across the venues
+    that answered now and ~1h ago; else OKX's own history (the first hour). Each venue's
+    figure is evidence."""
+    btc = sum_by_coin(s.venue_open_interest).get("BTC")
+    change: float | None = None
+    venues: float | None = None
+    if btc is not None:
+        both = [v for v in btc.venues if v.venue in lb.oi_venues_1h_ago_usd]
+        before = sum(lb.oi_venues_1h_ago_usd[v.venue] for v in both)
+        if both and before > 0:
+            now_usd = sum(v.usd for v in both)
+            change = (now_usd - before) / before * 100
+            venues = float(len(both))
+            evidence.append(
+                Evidence(
+                    label=f"BTC open interest, 1h, {len(both)} venues",
+                    value=f"{fmt.usd(now_usd)} ({fmt.pct(change)})",
+                    source=", ".join(v.venue for v in both),
+                    as_of=min(v.at for v in both),
+                )
+            )
+    oi_okx = next((o for o in s.open_interest if o.instrument == "BTC-USDT-SWAP"), None)
+    if change is None and oi_okx is not None and lb.oi_1h_ago_usd:
+        change = (oi_okx.oi_usd - lb.oi_1h_ago_usd) / lb.oi_1h_ago_usd * 100
+        evidence.append(
+            Evidence(
+                label="BTC open interest, 1h",
+                value=f"{fmt.usd(oi_okx.oi_usd)} ({fmt.pct(change)})",
+                source=oi_okx.source,
+                as_of=oi_okx.as_of,
+            )
+        )
+    if change is not None:
+        severities.append(ratio(-change, t.oi_drop_1h_pct))
+    if btc is not None:
+        for venue in btc.venues:
+            evidence.append(
+                Evidence(
+                    label=f"BTC open interest, {venue.venue}",
+                    value=fmt.usd(venue.usd),
+                    source=venue.venue,
+                    as_of=venue.at,
+                )
+            )
+    return change, venues
 
 
 def chart_figure(f: LiquidationFigures) -> str | None:

@@ -6,8 +6,16 @@ import re
 
 from explainers import formatting as fmt
 from explainers.drivers.base import Driver, ratio, status_labels
-from explainers.models import DriverFigures, DriverResult, Evidence, Lookback, Snapshot
+from explainers.models import (
+    DriverFigures,
+    DriverResult,
+    Evidence,
+    IndexQuote,
+    Lookback,
+    Snapshot,
+)
 from explainers.settings import Thresholds
+from explainers.sources.stocks import live_label
 
 YAHOO_QUOTE_URL = "https://finance.yahoo.com/quote/{symbol}"
 INDEX_SYMBOLS = {"spx": "%5EGSPC", "ndx": "%5EIXIC"}
@@ -26,10 +34,9 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         quote = s.indices.get(key)
         if quote is None:
             continue
-        session = "today" if quote.market_open else f"session of {fmt.day(quote.session)}"
         evidence.append(
             Evidence(
-                label=f"{quote.name}, {session}",
+                label=f"{quote.name}, {session_label(quote)}",
                 value=f"{fmt.pct(quote.change_pct, 2)} ({fmt.number(quote.last, 2)})",
                 source=quote.source,
                 url=YAHOO_QUOTE_URL.format(symbol=INDEX_SYMBOLS[key])
@@ -41,11 +48,22 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         severities.append(ratio(quote.change_pct, limit))
     spx, ndx = s.indices.get("spx"), s.indices.get("ndx")
     figures = StockFigures(spx=spx.change_pct if spx else None, ndx=ndx.change_pct if ndx else None)
-    missing = status_labels(s, "yahoo_spx", "yahoo_ndx", "stooq_spx", "stooq_ndx")
+    missing = status_labels(
+        s, "yahoo_spx", "yahoo_ndx", "fred_spx", "fred_ndx", "stooq_spx", "stooq_ndx"
+    )
     if not severities:
         return DRIVER.unknown(threshold, missing, figures=figures)
     return DRIVER.judged(
         threshold, max(severities), evidence=evidence, missing=missing, figures=figures
+    )
+
+
+def session_label(quote: IndexQuote) -> str:
+    """The session a quote belongs to, in words: its source's own label ("close of 2 Aug
+    2024", "regular session 5 Aug, open"), else one made from its session date."""
+    label = getattr(quote, "session_label", None)
+    return (
+        label if isinstance(label, str) and label else live_label(quote.session, quote.market_open)
     )
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from explainers.errors import BadResponse
-from explainers.models import SourceResult
+from explainers.models import FedCutOdds
 from explainers.sources.http import USER_AGENT, get_json, number, optional_number
 from explainers.sources.shape import Shape
 
@@ -48,20 +48,6 @@ MARKETS_SHAPE: Shape = (
 ORDERBOOK_SHAPE: Shape = ("orderbook_fp.yes_dollars", "orderbook_fp.no_dollars")
 
 _MEETING = re.compile(r"following the Fed's ([A-Z][a-z]{2} \d{1,2}, \d{4}) meeting")
-
-
-class FedCutOdds(SourceResult):
-    """Market-implied odds (percent) of a cut at the next FOMC meeting, from one Kalshi market."""
-
-    cut_pct: float
-    meeting: str  # "FOMC Apr 28, 2027"
-    meeting_date: date
-    event_ticker: str
-    ticker: str  # the market read: "above U - 0.25%"
-    title: str
-    yes_price: float
-    price_basis: str  # "mid" of bid/ask, or "last" trade
-    current_upper_pct: float
 
 
 def _close_time(market: dict[str, Any]) -> datetime:

@@ -7,30 +7,10 @@ Each venue's fetcher (`okx.fetch_venue_open_interest`, `bybit...`, `binance...`,
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 
-from pydantic import Field
+from explainers.models import CoinOpenInterest, VenueOpenInterest
 
-from explainers.models import Model
-
-
-class VenueOpenInterest(Model):
-    """One venue's open interest in one coin, in USD, as of the venue's own time."""
-
-    venue: str
-    coin: str  # "BTC", "ETH", ...
-    usd: float
-    at: datetime
-    instruments: list[str] = Field(default_factory=list)  # what was summed on the venue
-
-
-class CoinOpenInterest(Model):
-    """A coin's open interest summed over the venues that answered."""
-
-    coin: str
-    usd: float
-    at: datetime  # the oldest venue time: the sum is no fresher than its stalest part
-    venues: list[VenueOpenInterest]
+__all__ = ["CoinOpenInterest", "VenueOpenInterest", "sum_by_coin"]
 
 
 def sum_by_coin(items: Iterable[VenueOpenInterest]) -> dict[str, CoinOpenInterest]:

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from explainers.errors import BadResponse, SourceError
-from explainers.models import Model
+from explainers.models import Model, UsdtQuote
 from explainers.sources.http import USER_AGENT, get_json, number
 from explainers.sources.shape import Shape
 
@@ -31,14 +31,6 @@ DEFAULT_BOUNDS = (0.9, 1.1)
 #: the fields each parser reads
 COINBASE_TICKER_SHAPE: Shape = ("price", "time")
 KRAKEN_TICKER_SHAPE: Shape = ("error", "result")
-
-
-class UsdtQuote(Model):
-    """US dollars per USDT."""
-
-    rate: float
-    source: str
-    at: datetime
 
 
 class Premium(Model):
