@@ -9,24 +9,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
 from bot import logs
 from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
 from bot.config import Settings
+from bot.doctor import doctor
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
 from explainers import render
 from explainers.chart_service import ChartMaker
-from explainers.collect import Collector
-from explainers.doctor import (
-    CaptureTransport,
-    Wait,
-    check_sources,
-    listen,
-    source_table,
-    stream_table,
-)
 from explainers.replay import Scenario
 from explainers.service import Explainer
 
@@ -102,27 +92,6 @@ async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
     async with http_client(settings) as client:
         maker = ChartMaker(build_explainer(client, settings), settings.sources)
         return await _write_chart(maker, args.what, Path(args.output))
-
-
-async def doctor(
-    settings: Settings,
-    listen_s: float,
-    *,
-    transport: httpx.AsyncBaseTransport | None = None,
-    stream_urls: dict[str, str] | None = None,
-    wait: Wait | None = None,
-) -> tuple[list[str], int]:
-    """The doctor's lines and exit code: 1 when no asked source answered, or a body drifted."""
-    capture = CaptureTransport(transport or httpx.AsyncHTTPTransport())
-    async with http_client(settings, transport=capture) as client:
-        checks = await check_sources(Collector(client, settings.sources), capture)
-    lines = source_table(checks)
-    if listen_s > 0:
-        lines += ["", *stream_table(await listen(listen_s, urls=stream_urls, wait=wait))]
-    asked = [c for c in checks if c.status.state != "disabled"]
-    failed = [c for c in asked if c.status.state in ("failed", "blocked")]
-    drifted = [c for c in checks if c.drift]
-    return lines, 1 if (asked and len(failed) == len(asked)) or drifted else 0
 
 
 async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
-from bot.cli import doctor
 from bot.config import Settings
+from bot.doctor import doctor
 from explainers import drivers, render
 from explainers.collect import Collector
 from explainers.explain import explain
