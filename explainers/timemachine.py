@@ -199,12 +199,17 @@ async def fetch_history(
 
     def price(coin_id: str, product: str | None) -> Awaitable[SourceHistory]:
         attempts: list[tuple[str, str, Awaitable[Any]]] = []
-        if (today - start_day).days < COINGECKO_DAYS:
+        # keyless CoinGecko refuses a `from` older than 365 days: the lead days are clipped
+        cg_start = max(
+            start,
+            datetime.combine(today, datetime.min.time(), UTC) - timedelta(days=COINGECKO_DAYS - 1),
+        )
+        if cg_start < end - timedelta(days=1):
             attempts.append(
                 (
                     "coingecko",
                     "CoinGecko price history",
-                    past.coingecko_range(client, cfg, coin_id, start, end),
+                    past.coingecko_range(client, cfg, coin_id, cg_start, end),
                 )
             )
         if product is not None:

@@ -12,6 +12,7 @@ missing days; Farside's all-data table starts 11 January 2024; FRED's SP500 cove
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -35,6 +36,8 @@ from explainers.sources.http import (
 
 COINBASE_PAGE = 300  # candles per request
 OKX_PAGE = 100
+#: pages of one source requested at once
+PAGES_AT_ONCE = 8
 DAY_S = 86_400
 HOUR_S = 3_600
 FARSIDE_ALL_DATA_SLUG = "bitcoin-etf-flow-all-data"
@@ -77,13 +80,22 @@ async def _pages(
     step: timedelta,
     fetch: Callable[[datetime, datetime], Awaitable[list[Any]]],
 ) -> list[Any]:
-    rows: list[Any] = []
+    """Every page of [start, end), at most PAGES_AT_ONCE in flight (a year of hourly candles is
+    88 OKX pages: one after another they would take 88 round trips)."""
+    bounds: list[tuple[datetime, datetime]] = []
     page_start = start
     while page_start < end:
         page_end = min(end, page_start + step)
-        rows.extend(await fetch(page_start, page_end))
+        bounds.append((page_start, page_end))
         page_start = page_end
-    return rows
+    gate = asyncio.Semaphore(PAGES_AT_ONCE)
+
+    async def one(a: datetime, b: datetime) -> list[Any]:
+        async with gate:
+            return await fetch(a, b)
+
+    pages = await asyncio.gather(*(one(a, b) for a, b in bounds))
+    return [row for page in pages for row in page]
 
 
 def _coinbase_rows(body: Any) -> list[tuple[datetime, float]]:
