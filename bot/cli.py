@@ -1,12 +1,14 @@
-"""The `whydown` command line: why, demo, chart, sources, run, status."""
+"""The `whydown` command line: why, demo, chart, sources, run, status, backtest."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from bot import logs
@@ -15,10 +17,16 @@ from bot.commands import Replies
 from bot.config import Settings
 from bot.doctor import doctor
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
+from bot.store import Store
 from explainers import render
+from explainers.backtest import DayArchive, MemoryArchive, TimeMachine, backtest, preview_text
 from explainers.chart_service import ChartMaker
 from explainers.replay import Scenario
 from explainers.service import Explainer
+from explainers.timemachine import BadDate
+
+#: each source's history around 5 August 2024, for `whydown demo --at` and `backtest --demo`
+HISTORY_DEMO = Path(__file__).resolve().parent.parent / "explainers" / "demo" / "aug-2024-history"
 
 EXIT_BAD_INPUT = 2
 DEMO_CHART = "whydown-demo-chart.png"
@@ -47,9 +55,46 @@ async def _answer(explainer: Explainer, coin: str | None, as_json: bool, setting
 
 
 async def cmd_why(args: argparse.Namespace, settings: Settings) -> int:
-    """`whydown why [COIN] [--json]`: the answer from live data."""
+    """`whydown why [COIN] [--at DATE] [--json]`: the answer from live data, or for a past day."""
     async with http_client(settings) as client:
+        if args.at:
+            with ExitStack() as stack:
+                tm = TimeMachine(
+                    client, settings.sources, settings.thresholds, archive=_archive(settings, stack)
+                )
+                return await _past(tm, args.at, args.coin, args.json, settings)
         return await _answer(build_explainer(client, settings), args.coin, args.json, settings)
+
+
+def _archive(settings: Settings, stack: ExitStack) -> DayArchive:
+    """The bot's archive when its database exists (past answers, cached days), else memory."""
+    if not settings.database.exists():
+        return MemoryArchive()
+    return stack.enter_context(Store(settings.database)).archive
+
+
+async def _past(
+    tm: TimeMachine,
+    at: str,
+    coin: str | None,
+    as_json: bool,
+    settings: Settings,
+    scenario: Scenario | None = None,
+) -> int:
+    """The answer as of the end of a past day; exit 2 for a date that cannot be answered."""
+    try:
+        day = tm.parse(at)
+    except BadDate as err:
+        print(f"No answer for that date: {err.reason}.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    explanation = await tm.answer(day, coin)
+    if scenario is not None:
+        explanation = explanation.model_copy(update={"replay": scenario.replay})
+    if as_json:
+        print(explanation.model_dump_json(indent=2))
+    else:
+        print(render.text(explanation, settings.thresholds), end="")
+    return 0
 
 
 async def _write_chart(maker: ChartMaker, what: str | None, path: Path) -> int:
@@ -64,7 +109,15 @@ async def _write_chart(maker: ChartMaker, what: str | None, path: Path) -> int:
 
 
 async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    """`whydown demo [COIN]`: the answer replayed from the recorded sell-off, and its chart."""
+    """`whydown demo [COIN]`: the answer replayed from the recorded sell-off, and its chart.
+    With `--at DATE`: that day rebuilt from the recorded history around it."""
+    if args.at:
+        history = Scenario.load(HISTORY_DEMO)
+        async with demo_client(settings, history) as client:
+            tm = TimeMachine(
+                client, settings.sources, settings.thresholds, clock=lambda: history.now
+            )
+            return await _past(tm, args.at, args.coin, args.json, settings, history)
     scenario = Scenario.load()
     async with demo_client(settings, scenario) as client:
         explainer = build_explainer(
@@ -107,6 +160,40 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return await run(settings, demo=args.demo)
 
 
+async def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown backtest --days N --min-drivers M [--json] [--chart FILE] [--demo]`: the alert
+    rule over the past days, rebuilt from each source's history (and the archive)."""
+    if not 1 <= args.days <= 3650 or not 1 <= args.min_drivers <= 6:
+        print("--days must be 1 to 3650 and --min-drivers 1 to 6.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.demo:
+        scenario = Scenario.load(HISTORY_DEMO)
+        async with demo_client(settings, scenario) as client:
+            tm = TimeMachine(
+                client, settings.sources, settings.thresholds, clock=lambda: scenario.now
+            )
+            result = await backtest(tm, args.days, args.min_drivers)
+    else:
+        async with http_client(settings) as client:
+            with ExitStack() as stack:
+                tm = TimeMachine(
+                    client, settings.sources, settings.thresholds, archive=_archive(settings, stack)
+                )
+                result = await backtest(tm, args.days, args.min_drivers)
+    if args.json:
+        print(json.dumps(result.summary(), indent=2))
+    else:
+        print(preview_text(result))
+        print(f"Upstream requests: {result.requests}.")
+    if args.chart:
+        from explainers.backtest_chart import backtest_png  # matplotlib only when asked
+
+        Path(args.chart).write_bytes(backtest_png(result))
+        if not args.json:
+            print(f"Chart: {Path(args.chart).resolve()}")
+    return 0
+
+
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """`whydown status`: what the database says about the running bot."""
     print(status_report(settings))
@@ -121,6 +208,11 @@ def parser() -> argparse.ArgumentParser:
     why = sub.add_parser("why", help="explain the market's move now, from live data")
     why.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id (e.g. SOL, solana)")
     why.add_argument("--json", action="store_true", help="print the Explanation as JSON")
+    why.add_argument(
+        "--at",
+        metavar="DATE",
+        help='a past UTC day: YYYY-MM-DD, "yesterday" or "3d" (answer as of its end)',
+    )
     demo = sub.add_parser(
         "demo", help="the same answer replayed from recorded responses (no network)"
     )
@@ -133,6 +225,9 @@ def parser() -> argparse.ArgumentParser:
         help=f"where to write the demo chart (PNG; default {DEMO_CHART})",
     )
     demo.add_argument("--no-chart", action="store_true", help="do not write the chart")
+    demo.add_argument(
+        "--at", metavar="DATE", help="a day rebuilt from the recorded history (e.g. 2024-08-05)"
+    )
     chart = sub.add_parser(
         "chart", help="draw the sell-off chart (or ETF flows) as a PNG, from live data"
     )
@@ -166,6 +261,14 @@ def parser() -> argparse.ArgumentParser:
         help="serve the recorded demo sell-off instead of live data (to try the bots)",
     )
     sub.add_parser("status", help="subscriptions, last refresh, source health and last alert")
+    bt = sub.add_parser(
+        "backtest", help="how often the alert rule would have fired over the past days"
+    )
+    bt.add_argument("--days", type=int, default=90, help="complete UTC days before today")
+    bt.add_argument("--min-drivers", type=int, default=3, help="drivers firing for an alert")
+    bt.add_argument("--json", action="store_true", help="print the result as JSON")
+    bt.add_argument("--chart", metavar="FILE", help="also draw BTC, alerts and drivers (PNG)")
+    bt.add_argument("--demo", action="store_true", help="over the recorded history of August 2024")
     return p
 
 
@@ -176,6 +279,7 @@ COMMANDS = {
     "sources": cmd_sources,
     "run": cmd_run,
     "status": cmd_status,
+    "backtest": cmd_backtest,
 }
 
 
@@ -183,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
     # the answer itself names failed sources; the log would only repeat it in the terminal
-    quiet = args.command in ("why", "demo", "chart")
+    quiet = args.command in ("why", "demo", "chart", "backtest")
     logs.configure(
         logging.ERROR if quiet else settings.log_level.upper(),
         secrets=[

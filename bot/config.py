@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     liquidation_poll_s: int = Field(30, ge=5)
     prune_interval_s: int = Field(3600, ge=60)
     log_level: str = "INFO"
+    # days of past answers kept for `/why <date>` (about 50 KB a day; 0 keeps every day)
+    archive_days: int = Field(400, ge=0)
 
     sources: SourceSettings = Field(default_factory=SourceSettings)
     thresholds: Thresholds = Field(default_factory=Thresholds)

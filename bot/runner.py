@@ -194,8 +194,11 @@ class Jobs:
         store: Store,
         engine: AlertEngine,
         feed: LiquidationFeed | None = None,
+        *,
+        archive_days: int = 0,
     ) -> None:
         self.explainer = explainer
+        self.archive_days = archive_days
         self.store = store
         self.engine = engine
         self.feed = feed
@@ -210,6 +213,10 @@ class Jobs:
             return
         e = refreshed.explanation
         self.store.set_meta("last_refresh", e.data_time.isoformat())
+        try:  # the day's record for `/why <date>`; losing one must not stop alerts
+            self.store.archive.record(e)
+        except Exception:
+            log.exception("archiving the explanation failed")
         self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
         if self.feed is not None:
             self.store.set_meta(
@@ -248,6 +255,7 @@ class Jobs:
     async def prune(self) -> None:
         """Delete rows past their retention."""
         removed = self.store.prune(utcnow())
+        removed["archived explanations"] = self.store.archive.prune(utcnow(), self.archive_days)
         log.info(
             "pruned %s", ", ".join(f"{n} {table}" for table, n in removed.items()) or "nothing"
         )
@@ -336,7 +344,7 @@ async def _serve(
         )
         fronts = frontends(settings, actions)
         engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
-        jobs = Jobs(explainer, store, engine, feed)
+        jobs = Jobs(explainer, store, engine, feed, archive_days=settings.archive_days)
         if feed is not None:
             feed.on_crossing = jobs.react
         scheduler = scheduler_for(jobs, settings)

@@ -402,6 +402,8 @@ class DriverResult(Model):
     evidence: list[Evidence] = Field(default_factory=list)
     headlines: list[Headline] = Field(default_factory=list)
     missing: list[str] = Field(default_factory=list)  # labels of sources whose data was missing
+    #: a past day's answer: why this driver could not be (fully) rebuilt, said instead of `missing`
+    note: str | None = None
 
 
 class Move(Model):
@@ -455,6 +457,16 @@ class Replay(Model):
     provenance: str
 
 
+class PastView(Model):
+    """Set when the answer is for a past UTC day (``/why 2024-08-05``), as of that day's end."""
+
+    day: date
+    #: "archive": what whydown answered then; "rebuilt": from each source's history
+    origin: Literal["archive", "rebuilt"]
+    #: per driver or figure, what could not be rebuilt ("Fed odds: ..."), in reading order
+    gaps: list[str] = Field(default_factory=list)
+
+
 Verdict = Literal["down", "not_down", "unknown"]
 
 
@@ -474,6 +486,7 @@ class Explanation(Model):
     sources: list[SourceStatus] = Field(default_factory=list)
     liquidations_tracked_since: datetime | None = None
     replay: Replay | None = None
+    past: PastView | None = None
 
     def move(self, label: str) -> Move | None:
         return next((m for m in self.moves if m.label == label), None)

@@ -20,6 +20,7 @@ from typing import Self
 
 import sqlite_utils
 
+from bot.store.archive import Archive
 from bot.store.history import SqliteHistory
 from bot.store.lock import InstanceLock
 from bot.store.meta import Meta
@@ -60,6 +61,8 @@ class Store:
         self.meta = Meta(self.db)
         self.subs = Subscriptions(self.db)
         self.outbox = Outbox(self.db, self.subs)
+        # past days' answers and rebuilt days; its tables are its own (see bot.store.archive)
+        self.archive = Archive(self.db, create=not read_only)
         history_db = self._open_history()
         self.history = SqliteHistory(history_db, Meta(history_db))
         # the same history on this connection, behind the same lock: the store's own history
