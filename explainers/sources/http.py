@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from explainers.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
+from explainers.sources import bounds
 
 #: sent to every API that accepts a descriptive agent
 USER_AGENT = "whydown/0.1 (self-hosted crypto sell-off explainer; python-httpx)"
@@ -223,31 +225,32 @@ async def post_json(
 
 
 def number(value: Any, source: str, field: str) -> float:
-    """A required number (JSON number or numeric string); BadResponse when missing or null."""
-    if value is None or value == "":
-        raise BadResponse(source, f"{field} is missing")
-    try:
-        return float(value)
-    except (TypeError, ValueError) as err:
-        raise BadResponse(source, f"{field} is not a number") from err
+    """A required finite number (JSON number or numeric string); BadResponse when missing, null,
+    not a number, NaN or infinite. Parsers read figures through `bounds`, which also checks
+    what the number measures."""
+    return bounds.number(value, source, field)
 
 
 def optional_number(value: Any) -> float | None:
-    """A number that may be absent: None (unknown) rather than 0."""
-    if value is None or value == "":
+    """A number that may be absent: None (unknown) rather than 0; NaN and infinities are not
+    numbers either. Only for values that are not figures (offsets, trading-period edges)."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return result if math.isfinite(result) else None
 
 
 def from_ms(value: Any, source: str, field: str) -> datetime:
-    return datetime.fromtimestamp(number(value, source, field) / 1000, UTC)
+    """A UTC time from epoch milliseconds, plausible (see `bounds.moment`)."""
+    return bounds.from_ms(value, source, field)
 
 
 def from_s(value: Any, source: str, field: str) -> datetime:
-    return datetime.fromtimestamp(number(value, source, field), UTC)
+    """A UTC time from epoch seconds, plausible (see `bounds.moment`)."""
+    return bounds.from_s(value, source, field)
 
 
 class CircuitBreaker:
