@@ -110,9 +110,7 @@ def within(
     return value
 
 
-def bounded(
-    low: float, high: float, *, above: bool = False
-) -> Callable[[Any, str, str], float]:
+def bounded(low: float, high: float, *, above: bool = False) -> Callable[[Any, str, str], float]:
     """A reader for numbers within [low, high] (or (low, high] with `above`)."""
 
     def read(value: Any, source: str, field: str) -> float:
@@ -163,9 +161,7 @@ def rank(value: Any, source: str, field: str) -> int:
     return int(result)
 
 
-def optional(
-    read: Callable[[Any, str, str], Any], value: Any, source: str, field: str
-) -> Any:
+def optional(read: Callable[[Any, str, str], Any], value: Any, source: str, field: str) -> Any:
     """`read(value)`, or None when the value is absent (null or ""): unknown, never 0."""
     if value is None or value == "":
         return None
@@ -180,9 +176,7 @@ def check(read: Callable[[Any, str, str], float], value: float, source: str, fie
 # --- times ------------------------------------------------------------------------------------
 
 
-def moment(
-    value: datetime, source: str, field: str, *, future_ok: bool = False
-) -> datetime:
+def moment(value: datetime, source: str, field: str, *, future_ok: bool = False) -> datetime:
     """An aware time not before EARLIEST nor (unless `future_ok`: a market's close time) more
     than MAX_CLOCK_SKEW ahead of the clock."""
     if value.tzinfo is None:
@@ -222,9 +216,7 @@ def day(value: date, source: str, field: str) -> date:
     return value
 
 
-def iso_time(
-    value: Any, source: str, field: str, *, future_ok: bool = False
-) -> datetime:
+def iso_time(value: Any, source: str, field: str, *, future_ok: bool = False) -> datetime:
     """An ISO 8601 time (a naive one is UTC), checked as `moment`."""
     if not isinstance(value, str) or not value:
         raise BadResponse(source, f"{field} is missing")

@@ -24,6 +24,9 @@ from explainers.streams.base import (
     positive,
     usd_of,
 )
+from explainers.streams.base import (
+    price as price_of,
+)
 from explainers.streams.events import Coverage, LiquidationEvent, Side, Venue
 
 URL = "wss://fstream.binance.com/market/ws/!forceOrder@arr"
@@ -85,7 +88,7 @@ class BinanceLiquidations(LiquidationStream):
         side = SIDES.get(order.get("S"))  # type: ignore[arg-type]
         if side is None:
             raise Malformed("o.S is not BUY or SELL")
-        price = positive(order.get("ap"), "o.ap")
+        price = price_of(order.get("ap"), "o.ap")
         quantity = positive(order.get("z"), "o.z")
         trade_time = order.get("T", message.get("E"))
         at = ms_time(trade_time, "o.T")

@@ -22,6 +22,9 @@ from explainers.streams.base import (
     positive,
     usd_of,
 )
+from explainers.streams.base import (
+    price as price_of,
+)
 from explainers.streams.events import Coverage, LiquidationEvent, Side, Venue
 
 URL = "wss://stream.bybit.com/v5/public/linear"
@@ -103,7 +106,7 @@ class BybitLiquidations(LiquidationStream):
         if side is None:
             raise Malformed("S is not Buy or Sell")
         quantity = positive(item.get("v"), "v")
-        price = positive(item.get("p"), "p")
+        price = price_of(item.get("p"), "p")
         at = ms_time(item.get("T"), "T")
         return LiquidationEvent(
             venue=self.venue,
