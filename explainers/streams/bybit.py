@@ -98,11 +98,11 @@ class BybitLiquidations(LiquidationStream):
         if not isinstance(item, dict):
             raise Malformed("item is not an object")
         symbol = item.get("s")
+        if not isinstance(symbol, str):
+            raise Malformed("s is missing")
         if symbol not in self.symbols:
-            if not isinstance(symbol, str):
-                raise Malformed("s is missing")
             return None  # a symbol not asked for
-        side = SIDES.get(item.get("S"))  # type: ignore[arg-type]
+        side = SIDES.get(str(item.get("S")))
         if side is None:
             raise Malformed("S is not Buy or Sell")
         quantity = positive(item.get("v"), "v")

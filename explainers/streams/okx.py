@@ -109,10 +109,11 @@ class OkxLiquidations(LiquidationStream):
                 detail = "item is not an object"
                 continue
             inst_id = item.get("instId")
+            if not isinstance(inst_id, str):
+                bad += 1
+                detail = "instId is missing"
+                continue
             if inst_id not in self.instruments:
-                if not isinstance(inst_id, str):
-                    bad += 1
-                    detail = "instId is missing"
                 continue  # a swap not asked for
             details = item.get("details")
             if not isinstance(details, list):
