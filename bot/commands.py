@@ -19,6 +19,7 @@ from bot.store import (
 from explainers import render
 from explainers.models import Explanation
 from explainers.render import Flavour
+from explainers.safe_text import visible
 from explainers.settings import Thresholds
 
 BOTH: frozenset[Platform] = frozenset({"telegram", "discord"})
@@ -141,10 +142,10 @@ class Replies:
         )
 
     def unknown_coin(self, query: str, suggestions: list[str]) -> str:
-        return self._msg("unknown_coin", query=query, suggestions=suggestions)
+        return self._msg("unknown_coin", query=visible(query), suggestions=suggestions)
 
     def coin_data_unavailable(self, query: str) -> str:
-        return self._msg("coin_data_unavailable", query=query)
+        return self._msg("coin_data_unavailable", query=visible(query))
 
     def failed(self) -> str:
         return self._msg("failed")
@@ -157,7 +158,7 @@ class Replies:
         return self._msg("server_only")
 
     def unknown_command(self, name: str) -> str:
-        return self._msg("unknown_command", command=name)
+        return self._msg("unknown_command", command=visible(name))
 
     def usage(self, name: str, problem: str | None = None) -> str:
         return self._msg("usage", line=command(name).usage(self.platform), problem=problem)

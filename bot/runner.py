@@ -27,7 +27,7 @@ from explainers.history import History
 from explainers.models import Explanation, Replay
 from explainers.replay import Scenario, not_recorded
 from explainers.service import Explainer
-from explainers.sources.http import USER_AGENT
+from explainers.sources.http import USER_AGENT, limit_body
 from explainers.streams import StreamStatus, Venue
 
 log = logging.getLogger("whydown.runner")
@@ -42,13 +42,14 @@ def http_client(
 ) -> httpx.AsyncClient:
     """The one client every source shares: explicit timeouts, a descriptive User-Agent."""
     timeout = settings.sources.timeout_s
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=True,
         limits=httpx.Limits(max_connections=40, max_keepalive_connections=20),
     )
+    return limit_body(client, settings.sources.max_body_bytes)
 
 
 def build_explainer(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import statistics
 from datetime import datetime, timedelta
 
@@ -146,13 +147,22 @@ def moves(snapshot: Snapshot) -> list[Move]:
     return result
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def verdict(all_moves: list[Move], t: Thresholds) -> tuple[Verdict, float | None, float | None]:
     """Down when total cap or BTC is at/below the 24h threshold, or BTC at/below the 1h one."""
     by_label = {m.label: m for m in all_moves}
     cap = by_label.get("Total market cap")
     btc = by_label.get("BTC")
-    changes_24h = [m.change_24h for m in (cap, btc) if m is not None and m.change_24h is not None]
-    btc_1h = btc.change_1h if btc is not None else None
+    # a change that is not a finite number is unknown: it makes the market neither down nor not
+    changes_24h = [
+        m.change_24h
+        for m in (cap, btc)
+        if m is not None and m.change_24h is not None and math.isfinite(m.change_24h)
+    ]
+    btc_1h = btc.change_1h if btc is not None and _finite(btc.change_1h) else None
     worst_24h = min(changes_24h) if changes_24h else None
     if worst_24h is None and btc_1h is None:
         return "unknown", None, None

@@ -60,6 +60,11 @@ class SourceSettings(BaseModel):
         default_factory=lambda: ["BTC-USDT", "ETH-USDT", "SOL-USDT"]
     )
     timeout_s: float = 8.0
+    # a response body larger than this many bytes (after decompression) is refused unread:
+    # no upstream answer we read comes near 1 MB
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    # RSS/Atom items read per feed, newest first (a runaway feed cannot flood the merge)
+    news_max_items: int = Field(default=50, ge=1)
     # a 429's Retry-After longer than this is not waited out inside a refresh: the next cycle retries
     retry_wait_cap_s: float = 5.0
     # pause before the one retry of a timeout or 5xx

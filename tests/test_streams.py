@@ -549,7 +549,7 @@ async def test_a_failing_sink_does_not_stop_the_stream() -> None:
 
     frames = [
         fixture("okx_liquidation_orders_ws_live.json"),
-        okx_frame([okx_detail(1, "short", "buy", "1", "80000")]),
+        okx_frame([okx_detail(1791565600773, "short", "buy", "1", "80000")]),
     ]
     async with FakeVenue([okx_session(*frames)]) as venue:
         sink = Failing()

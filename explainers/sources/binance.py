@@ -15,7 +15,8 @@ import httpx
 from explainers.errors import BadResponse
 from explainers.models import OpenInterest
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, from_ms, get_json, number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, from_ms, get_json
 from explainers.sources.open_interest import VenueOpenInterest
 from explainers.sources.shape import Shape
 
@@ -27,13 +28,15 @@ def parse_open_interest(oi_body: Any, premium_body: Any, symbol: str) -> OpenInt
     """openInterest (in coins) and premiumIndex (mark price) bodies -> open interest in USD."""
     if not isinstance(oi_body, dict) or not isinstance(premium_body, dict):
         raise BadResponse(SOURCE, "response is not an object")
-    contracts = number(oi_body.get("openInterest"), SOURCE, "openInterest")
-    mark = number(premium_body.get("markPrice"), SOURCE, "markPrice")
+    contracts = bounds.holding(oi_body.get("openInterest"), SOURCE, "openInterest")
+    mark = bounds.price(premium_body.get("markPrice"), SOURCE, "markPrice")
     return OpenInterest(
         source=SOURCE,
         as_of=from_ms(oi_body.get("time"), SOURCE, "time"),
         instrument=str(oi_body.get("symbol") or symbol),
-        oi_usd=contracts * mark,
+        oi_usd=bounds.check(
+            bounds.open_interest_usd, contracts * mark, SOURCE, "openInterest x markPrice"
+        ),
     )
 
 
@@ -76,7 +79,7 @@ def parse_venue_open_interest(
     """
     premiums = premium_body if isinstance(premium_body, list) else [premium_body]
     marks = {
-        str(p.get("symbol")): number(p.get("markPrice"), SOURCE, "markPrice")
+        str(p.get("symbol")): bounds.price(p.get("markPrice"), SOURCE, "markPrice")
         for p in premiums
         if isinstance(p, dict) and p.get("symbol")
     }
@@ -89,12 +92,17 @@ def parse_venue_open_interest(
             raise BadResponse(SOURCE, "symbol is missing")
         if symbol not in marks:
             raise BadResponse(SOURCE, f"no mark price for {symbol}")
-        coins = number(body.get("openInterest"), SOURCE, "openInterest")
+        coins = bounds.holding(body.get("openInterest"), SOURCE, "openInterest")
         out.append(
             VenueOpenInterest(
                 venue=SOURCE,
                 coin=symbol.removesuffix("USDT"),
-                usd=coins * marks[symbol],
+                usd=bounds.check(
+                    bounds.open_interest_usd,
+                    coins * marks[symbol],
+                    SOURCE,
+                    "openInterest x markPrice",
+                ),
                 at=from_ms(body.get("time"), SOURCE, "time"),
                 instruments=[symbol],
             )

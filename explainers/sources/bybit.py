@@ -14,7 +14,8 @@ import httpx
 from explainers.errors import BadResponse, RateLimited
 from explainers.models import OpenInterest
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, from_ms, get_json, number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, from_ms, get_json
 from explainers.sources.open_interest import VenueOpenInterest
 from explainers.sources.shape import Shape
 
@@ -61,7 +62,7 @@ def parse_open_interest(body: Any, symbol: str) -> OpenInterest:
         source=SOURCE,
         as_of=from_ms(body.get("time"), SOURCE, "time"),
         instrument=symbol,
-        oi_usd=number(item.get("openInterestValue"), SOURCE, "openInterestValue"),
+        oi_usd=bounds.open_interest_usd(item.get("openInterestValue"), SOURCE, "openInterestValue"),
     )
 
 
@@ -98,7 +99,9 @@ def parse_venue_open_interest(body: Any, coins: Iterable[str]) -> list[VenueOpen
             VenueOpenInterest(
                 venue=SOURCE,
                 coin=coin,
-                usd=number(item.get("openInterestValue"), SOURCE, "openInterestValue"),
+                usd=bounds.open_interest_usd(
+                    item.get("openInterestValue"), SOURCE, "openInterestValue"
+                ),
                 at=at,
                 instruments=[f"{coin}USDT"],
             )

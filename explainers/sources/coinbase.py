@@ -11,7 +11,8 @@ import httpx
 from explainers.errors import BadResponse
 from explainers.models import Candle, Candles, PricePoint, PriceSeries, SpotPrice
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, from_s, get_json, number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, from_s, get_json
 
 SOURCE = "Coinbase"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -35,7 +36,7 @@ def parse_candles(body: Any, product: str, limit: int = 5, now: datetime | None 
         start = from_s(row[0], SOURCE, "time")
         if start >= current_minute:
             continue
-        candles.append(Candle(start=start, close=number(row[4], SOURCE, "close")))
+        candles.append(Candle(start=start, close=bounds.price(row[4], SOURCE, "close")))
     candles.sort(key=lambda c: c.start)
     candles = candles[-limit:]
     if not candles:
@@ -68,7 +69,7 @@ def parse_hourly(
             raise BadResponse(SOURCE, "candle row has an unexpected shape")
         end = min(from_s(row[0], SOURCE, "time") + timedelta(seconds=HOUR_SECONDS), moment)
         if end > since:
-            points.append(PricePoint(ts=end, price=number(row[4], SOURCE, "close")))
+            points.append(PricePoint(ts=end, price=bounds.price(row[4], SOURCE, "close")))
     if not points:
         raise BadResponse(SOURCE, "no candles in the last day")
     points.sort(key=lambda p: p.ts)
@@ -79,14 +80,16 @@ def parse_stats(body: Any, product: str, now: datetime | None = None) -> SpotPri
     """stats body (24h open, high, low, last) -> SpotPrice; the body has no time, so `now` is it."""
     if not isinstance(body, dict):
         raise BadResponse(SOURCE, "stats are not an object")
-    last = number(body.get("last"), SOURCE, "last")
-    open_24h = number(body.get("open"), SOURCE, "open")
+    last = bounds.price(body.get("last"), SOURCE, "last")
+    open_24h = bounds.price(body.get("open"), SOURCE, "open")
     return SpotPrice(
         source=SOURCE,
         as_of=now or datetime.now(UTC),
         symbol=product,
         price=last,
-        change_24h_pct=(last - open_24h) / open_24h * 100 if open_24h > 0 else None,
+        change_24h_pct=bounds.check(
+            bounds.pct_change, (last - open_24h) / open_24h * 100, SOURCE, "24h change"
+        ),
     )
 
 

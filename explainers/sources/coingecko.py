@@ -11,7 +11,9 @@ import httpx
 from explainers.errors import BadResponse, RateLimited
 from explainers.models import CoinMarket, GlobalMarket, Markets, PricePoint, PriceSeries
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, from_ms, from_s, get_json, optional_number
+from explainers.sources import bounds
+from explainers.sources.bounds import optional
+from explainers.sources.http import USER_AGENT, from_ms, from_s, get_json
 
 SOURCE = "CoinGecko"
 
@@ -55,12 +57,8 @@ def _time(value: Any) -> datetime | None:
     except ValueError:
         return None
     # CoinGecko's times are UTC; one without an offset must not become a naive (local) time
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _rank(value: Any) -> int | None:
-    number = optional_number(value)
-    return None if number is None else int(number)
+    parsed = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return bounds.moment(parsed, SOURCE, "last_updated")
 
 
 def _coin(item: Any) -> CoinMarket:
@@ -69,19 +67,23 @@ def _coin(item: Any) -> CoinMarket:
     names = [item.get(key) for key in ("id", "symbol", "name")]
     if not all(isinstance(name, str) and name for name in names):
         raise BadResponse(SOURCE, "a market entry has no id, symbol or name")
-    change_24h = optional_number(item.get("price_change_percentage_24h_in_currency"))
+
+    def change(field: str) -> float | None:
+        return optional(bounds.pct_change, item.get(field), SOURCE, field)
+
+    change_24h = change("price_change_percentage_24h_in_currency")
     if change_24h is None:
-        change_24h = optional_number(item.get("price_change_percentage_24h"))
+        change_24h = change("price_change_percentage_24h")
     return CoinMarket(
         id=item["id"],
         symbol=item["symbol"],
         name=item["name"],
-        rank=_rank(item.get("market_cap_rank")),
-        price=optional_number(item.get("current_price")),
-        market_cap=optional_number(item.get("market_cap")),
-        change_1h=optional_number(item.get("price_change_percentage_1h_in_currency")),
+        rank=optional(bounds.rank, item.get("market_cap_rank"), SOURCE, "market_cap_rank"),
+        price=optional(bounds.price, item.get("current_price"), SOURCE, "current_price"),
+        market_cap=optional(bounds.market_cap, item.get("market_cap"), SOURCE, "market_cap"),
+        change_1h=change("price_change_percentage_1h_in_currency"),
         change_24h=change_24h,
-        change_7d=optional_number(item.get("price_change_percentage_7d_in_currency")),
+        change_7d=change("price_change_percentage_7d_in_currency"),
         last_updated=_time(item.get("last_updated")),
     )
 
@@ -109,9 +111,22 @@ def parse_global(body: Any) -> GlobalMarket:
     result = GlobalMarket(
         source=SOURCE,
         as_of=from_s(data.get("updated_at"), SOURCE, "updated_at"),
-        total_market_cap_usd=optional_number(caps.get("usd")) if isinstance(caps, dict) else None,
-        market_cap_change_24h_pct=optional_number(data.get("market_cap_change_percentage_24h_usd")),
-        btc_dominance=optional_number(shares.get("btc")) if isinstance(shares, dict) else None,
+        total_market_cap_usd=optional(
+            bounds.total_market_cap, caps.get("usd"), SOURCE, "total_market_cap.usd"
+        )
+        if isinstance(caps, dict)
+        else None,
+        market_cap_change_24h_pct=optional(
+            bounds.market_change,
+            data.get("market_cap_change_percentage_24h_usd"),
+            SOURCE,
+            "market_cap_change_percentage_24h_usd",
+        ),
+        btc_dominance=optional(
+            bounds.share_pct, shares.get("btc"), SOURCE, "market_cap_percentage.btc"
+        )
+        if isinstance(shares, dict)
+        else None,
     )
     if (
         result.total_market_cap_usd is None
@@ -135,7 +150,7 @@ def parse_market_chart(body: Any, coin_id: str) -> PriceSeries:
     for row in prices:
         if not isinstance(row, list) or len(row) < 2:
             raise BadResponse(SOURCE, "a price point has an unexpected shape")
-        price = optional_number(row[1])
+        price = optional(bounds.price, row[1], SOURCE, "price")
         if price is not None:
             points.append(PricePoint(ts=from_ms(row[0], SOURCE, "price time"), price=price))
     if not points:

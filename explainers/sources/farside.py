@@ -18,6 +18,7 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from explainers.errors import BadResponse
 from explainers.models import EtfDay, EtfFlows
 from explainers.settings import SourceSettings
+from explainers.sources import bounds
 from explainers.sources.http import BROWSER_USER_AGENT, get, json_body
 
 SOURCE = "Farside"
@@ -93,6 +94,8 @@ def parse_farside_html(html: str) -> list[EtfDay]:
         if not cells:
             continue
         day = _row_date(cells[0])
+        if day is not None:
+            bounds.day(day, SOURCE, "flow date")
         if day is None:
             if cells[0].lower() in _SUMMARY_ROWS or days:
                 continue  # Total/Average/... rows and anything after the data rows
@@ -159,4 +162,4 @@ def _flow(cells: list[str], col: int) -> float | None:
         value = float(text.strip("()"))
     except ValueError as err:
         raise BadResponse(SOURCE, "a flow cell is not a number") from err
-    return -value if negative else value
+    return bounds.check(bounds.etf_flow_musd, -value if negative else value, SOURCE, "a flow cell")

@@ -9,7 +9,8 @@ import httpx
 from explainers.errors import BadResponse
 from explainers.models import FearGreed, FearGreedPoint
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, from_s, get_json, number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, from_s, get_json
 
 SOURCE = "alternative.me"
 
@@ -47,7 +48,7 @@ def parse_fng(body: Any) -> FearGreed:
         label = item.get("value_classification")
         if not isinstance(label, str) or not label:
             raise BadResponse(SOURCE, "value_classification is missing")
-        value = number(item.get("value"), SOURCE, "value")
+        value = bounds.index_0_100(item.get("value"), SOURCE, "value")
         stamped.append((ts, FearGreedPoint(day=ts.date(), value=round(value), label=label)))
     stamped.sort(key=lambda pair: pair[0])
     return FearGreed(source=SOURCE, as_of=stamped[-1][0], points=[p for _, p in stamped])

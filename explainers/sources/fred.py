@@ -16,7 +16,8 @@ import httpx
 from explainers.errors import BadResponse
 from explainers.models import YieldDay, Yields
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, csv_body, get, optional_number, text_body
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, csv_body, get, text_body
 from explainers.sources.shape import check_csv_header
 from explainers.sources.stocks import StockQuote, close_label
 
@@ -61,15 +62,23 @@ def parse_fredgraph_csv(text: str) -> list[YieldDay]:
             day = date.fromisoformat((row.get(date_col) or "").strip())
         except ValueError as err:
             raise BadResponse(SOURCE, "a row has no valid date") from err
-        # optional_number turns FRED's "." into None
+        bounds.day(day, SOURCE, "observation_date")
         days.append(
             YieldDay(
                 day=day,
-                two_year=optional_number(row.get("DGS2")),
-                ten_year=optional_number(row.get("DGS10")),
+                two_year=_yield(row.get("DGS2"), "DGS2"),
+                ten_year=_yield(row.get("DGS10"), "DGS10"),
             )
         )
     return sorted(days, key=lambda d: d.day)
+
+
+def _yield(raw: str | None, field: str) -> float | None:
+    """A yield in percent; FRED's "." (no value that day) is None, never 0."""
+    value = (raw or "").strip()
+    if value == ".":
+        return None
+    return bounds.optional(bounds.rate_pct, value, SOURCE, field)
 
 
 # --- one series (the stock indices' end-of-day fallback) ------------------------------------
@@ -108,7 +117,12 @@ def parse_series(text: str, series_id: str) -> list[tuple[date, float | None]]:
             day = date.fromisoformat(raw_day)
         except ValueError as err:
             raise BadResponse(SOURCE, "a row has no valid date") from err
-        rows[day] = optional_number((row.get(series_id) or "").strip())
+        bounds.day(day, SOURCE, "observation_date")
+        value = (row.get(series_id) or "").strip()
+        # "." and "" mark a day without a value: None; anything else must be a finite number
+        rows[day] = (
+            None if value == "." else bounds.optional(bounds.number, value, SOURCE, series_id)
+        )
     return sorted(rows.items())
 
 
@@ -119,6 +133,8 @@ def index_close_from_series(text: str, key: IndexKey) -> StockQuote:
     if len(valid) < 2:
         raise BadResponse(SOURCE, f"fewer than two {series_id} observations")
     (_, previous), (day, last) = valid[-2], valid[-1]
+    bounds.check(bounds.index_level, previous, SOURCE, series_id)
+    bounds.check(bounds.index_level, last, SOURCE, series_id)
     return StockQuote(
         source=SOURCE,
         # an end-of-day figure: as of the end of its day
@@ -127,7 +143,9 @@ def index_close_from_series(text: str, key: IndexKey) -> StockQuote:
         name=name,
         last=last,
         previous_close=previous,
-        change_pct=(last - previous) / previous * 100,
+        change_pct=bounds.check(
+            bounds.market_change, (last - previous) / previous * 100, SOURCE, "day change"
+        ),
         session=day,
         market_open=False,
         session_label=close_label(day),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -18,6 +20,8 @@ from explainers.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
+from explainers.settings import SourceSettings
+from explainers.sources import bounds
 
 #: sent to every API that accepts a descriptive agent
 USER_AGENT = "whydown/0.1 (self-hosted crypto sell-off explainer; python-httpx)"
@@ -75,6 +79,56 @@ def challenge_error(source: str) -> SourceBlocked:
     return SourceBlocked(source, "bot challenge (Cloudflare) instead of data")
 
 
+#: the body cap of each client (set from `SourceSettings.max_body_bytes` where the client is
+#: made); a client without one gets the settings' default
+_BODY_LIMITS: weakref.WeakKeyDictionary[httpx.AsyncClient, int] = weakref.WeakKeyDictionary()
+DEFAULT_MAX_BODY_BYTES: int = SourceSettings.model_fields["max_body_bytes"].default
+
+
+def limit_body(client: httpx.AsyncClient, max_bytes: int) -> httpx.AsyncClient:
+    """Cap the body of every response `client` reads through this module at `max_bytes`."""
+    _BODY_LIMITS[client] = max_bytes
+    return client
+
+
+def body_limit(client: httpx.AsyncClient) -> int:
+    return _BODY_LIMITS.get(client, DEFAULT_MAX_BODY_BYTES)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB" if n >= 1024 * 1024 else f"{n / 1024:g} KB"
+
+
+async def _read_capped(response: httpx.Response, source: str, max_bytes: int) -> bytes:
+    """The (decoded) body, read chunk by chunk and given up as soon as it passes `max_bytes`:
+    a declared Content-Length over the cap is refused before any of the body is read."""
+    too_big = BadResponse(source, f"body larger than {_size(max_bytes)}")
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.aiter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _with_body(response: httpx.Response, content: bytes) -> httpx.Response:
+    """A read response holding `content` (already decoded, so without the encoding headers)."""
+    dropped = {"content-encoding", "content-length", "transfer-encoding"}
+    return httpx.Response(
+        response.status_code,
+        headers=[(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped],
+        content=content,
+        request=response.request,
+        history=response.history,
+        extensions=response.extensions,
+    )
+
+
 async def send(
     client: httpx.AsyncClient,
     source: str,
@@ -87,23 +141,34 @@ async def send(
     follow_redirects: bool | None = None,
 ) -> httpx.Response:
     """Send one request and return the response whatever its status; transport failures become
-    `SourceTimeout`/`SourceUnavailable`. For callers that treat some statuses themselves."""
+    `SourceTimeout`/`SourceUnavailable`. For callers that treat some statuses themselves.
+
+    The body is streamed and refused ("body larger than 5 MB": a bad response) once it passes
+    the client's cap (`limit_body`), so an oversized answer is never held in memory.
+    """
     try:
-        return await client.request(
-            method,
-            url,
-            params=params,
-            headers=headers,
-            json=json_payload,
+        request = client.build_request(
+            method, url, params=params, headers=headers, json=json_payload
+        )
+        response = await client.send(
+            request,
+            stream=True,
             follow_redirects=httpx.USE_CLIENT_DEFAULT
             if follow_redirects is None
             else follow_redirects,
         )
+        try:
+            content = await _read_capped(response, source, body_limit(client))
+        finally:
+            await response.aclose()
     except httpx.TimeoutException as err:
         raise SourceTimeout(source, "no answer in time") from err
     except httpx.TransportError as err:
         # the class name says what happened (ConnectError, ReadError...); str(err) may hold the URL
         raise SourceUnavailable(source, f"connection failed ({type(err).__name__})") from err
+    except httpx.DecodingError as err:
+        raise BadResponse(source, "the body could not be decompressed") from err
+    return _with_body(response, content)
 
 
 def check_status(
@@ -223,31 +288,32 @@ async def post_json(
 
 
 def number(value: Any, source: str, field: str) -> float:
-    """A required number (JSON number or numeric string); BadResponse when missing or null."""
-    if value is None or value == "":
-        raise BadResponse(source, f"{field} is missing")
-    try:
-        return float(value)
-    except (TypeError, ValueError) as err:
-        raise BadResponse(source, f"{field} is not a number") from err
+    """A required finite number (JSON number or numeric string); BadResponse when missing, null,
+    not a number, NaN or infinite. Parsers read figures through `bounds`, which also checks
+    what the number measures."""
+    return bounds.number(value, source, field)
 
 
 def optional_number(value: Any) -> float | None:
-    """A number that may be absent: None (unknown) rather than 0."""
-    if value is None or value == "":
+    """A number that may be absent: None (unknown) rather than 0; NaN and infinities are not
+    numbers either. Only for values that are not figures (offsets, trading-period edges)."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        result = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return result if math.isfinite(result) else None
 
 
 def from_ms(value: Any, source: str, field: str) -> datetime:
-    return datetime.fromtimestamp(number(value, source, field) / 1000, UTC)
+    """A UTC time from epoch milliseconds, plausible (see `bounds.moment`)."""
+    return bounds.from_ms(value, source, field)
 
 
 def from_s(value: Any, source: str, field: str) -> datetime:
-    return datetime.fromtimestamp(number(value, source, field), UTC)
+    """A UTC time from epoch seconds, plausible (see `bounds.moment`)."""
+    return bounds.from_s(value, source, field)
 
 
 class CircuitBreaker:

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 
 from explainers.errors import BadResponse
-from explainers.sources.http import USER_AGENT, number, post_json
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, post_json
 from explainers.sources.open_interest import VenueOpenInterest
 from explainers.sources.shape import Shape, check_shape, require_shape
 
@@ -59,11 +60,14 @@ def parse_open_interest(
         name = str(asset.get("name") or "")
         if name.upper() not in wanted or asset.get("isDelisted") is True:
             continue
-        oi_coins = number(ctx.get("openInterest"), SOURCE, "openInterest")
-        mark = number(ctx.get("markPx"), SOURCE, "markPx")
+        oi_coins = bounds.holding(ctx.get("openInterest"), SOURCE, "openInterest")
+        mark = bounds.price(ctx.get("markPx"), SOURCE, "markPx")
+        usd = bounds.check(
+            bounds.open_interest_usd, oi_coins * mark, SOURCE, "openInterest x markPx"
+        )
         out.append(
             VenueOpenInterest(
-                venue=SOURCE, coin=name.upper(), usd=oi_coins * mark, at=moment, instruments=[name]
+                venue=SOURCE, coin=name.upper(), usd=usd, at=moment, instruments=[name]
             )
         )
     return sorted(out, key=lambda v: wanted.index(v.coin))

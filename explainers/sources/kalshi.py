@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from explainers.errors import BadResponse
 from explainers.models import FedCutOdds
-from explainers.sources.http import USER_AGENT, get_json, number, optional_number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, get_json
 from explainers.sources.shape import Shape
 
 SOURCE = "Kalshi"
@@ -51,14 +52,8 @@ _MEETING = re.compile(r"following the Fed's ([A-Z][a-z]{2} \d{1,2}, \d{4}) meeti
 
 
 def _close_time(market: dict[str, Any]) -> datetime:
-    raw = market.get("close_time")
-    if not isinstance(raw, str):
-        raise BadResponse(SOURCE, "close_time is missing")
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise BadResponse(SOURCE, "close_time is not an ISO time") from err
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # a market closes in the future: only its age is bounded
+    return bounds.iso_time(market.get("close_time"), SOURCE, "close_time", future_ok=True)
 
 
 def markets_of(body: Any) -> tuple[list[dict[str, Any]], str]:
@@ -94,11 +89,13 @@ def next_meeting(
 
 def yes_price(market: dict[str, Any]) -> tuple[float, str]:
     """The yes price: the bid/ask mid when both sides are quoted, else the last trade."""
-    bid = optional_number(market.get("yes_bid_dollars"))
-    ask = optional_number(market.get("yes_ask_dollars"))
+    bid = bounds.optional(bounds.probability, market.get("yes_bid_dollars"), SOURCE, "yes_bid")
+    ask = bounds.optional(bounds.probability, market.get("yes_ask_dollars"), SOURCE, "yes_ask")
     if bid is not None and ask is not None and 0 <= bid <= ask <= 1 and ask > 0:
         return (bid + ask) / 2, "mid"
-    last = optional_number(market.get("last_price_dollars"))
+    last = bounds.optional(
+        bounds.probability, market.get("last_price_dollars"), SOURCE, "last_price"
+    )
     if last is not None and 0 < last <= 1:
         return last, "last"
     raise BadResponse(SOURCE, "the market has no quote and no last price")
@@ -115,7 +112,7 @@ def cut_odds(
             m
             for m in group
             if m.get("strike_type") == "greater"
-            and abs(number(m.get("floor_strike"), SOURCE, "floor_strike") - strike) < 1e-6
+            and abs(bounds.rate_pct(m.get("floor_strike"), SOURCE, "floor_strike") - strike) < 1e-6
         ),
         None,
     )
@@ -192,9 +189,11 @@ def parse_orderbook(body: Any) -> tuple[float | None, float | None]:
         if not isinstance(levels, list):
             raise BadResponse(SOURCE, f"{side} is not a list")
         prices = [
-            number(level[0], SOURCE, side)
+            bounds.probability(level[0], SOURCE, side)
             for level in levels
-            if isinstance(level, list) and level and number(level[1], SOURCE, side) > 0
+            if isinstance(level, list)
+            and len(level) >= 2
+            and bounds.holding(level[1], SOURCE, side) > 0
         ]
         return max(prices) if prices else None
 

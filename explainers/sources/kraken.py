@@ -10,7 +10,8 @@ import httpx
 from explainers.errors import BadResponse
 from explainers.models import SpotPrice
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, get_json, number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, get_json
 
 SOURCE = "Kraken"
 HEADERS = {"User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -41,7 +42,7 @@ def parse_ticker(body: Any, pair: str, now: datetime | None = None) -> SpotPrice
         source=SOURCE,
         as_of=now or datetime.now(UTC),
         symbol=pair,
-        price=number(ticker["c"][0], SOURCE, "last price"),
+        price=bounds.price(ticker["c"][0], SOURCE, "last price"),
         # the REST ticker has no 24h change: `o` is today's open (since 00:00 UTC), and its
         # `h`/`l`/`p` are today and rolling-24h pairs without the price 24h ago. Unknown, not
         # a "change since midnight" passed off as 24h.

@@ -20,7 +20,8 @@ from explainers.models import (
     OpenInterestPoint,
 )
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, from_ms, get_json, number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, from_ms, get_json
 from explainers.sources.open_interest import VenueOpenInterest
 from explainers.sources.shape import Shape
 
@@ -67,7 +68,7 @@ def parse_contract_values(body: Any) -> dict[str, float]:
     values: dict[str, float] = {}
     for item in okx_data(body):
         if isinstance(item, dict) and item.get("instId"):
-            values[str(item["instId"])] = number(item.get("ctVal"), SOURCE, "ctVal")
+            values[str(item["instId"])] = bounds.quantity(item.get("ctVal"), SOURCE, "ctVal")
     return values
 
 
@@ -141,8 +142,8 @@ def parse_liquidations(
         for detail in details:
             if not isinstance(detail, dict):
                 raise BadResponse(SOURCE, "a liquidation detail is not an object")
-            price = number(detail.get("bkPx"), SOURCE, "bkPx")
-            size = number(detail.get("sz"), SOURCE, "sz")
+            price = bounds.price(detail.get("bkPx"), SOURCE, "bkPx")
+            size = bounds.quantity(detail.get("sz"), SOURCE, "sz")
             events.append(
                 Liquidation(
                     exchange=SOURCE,
@@ -150,7 +151,9 @@ def parse_liquidations(
                     position_side=_position_side(detail),
                     price=price,
                     size=size,
-                    usd=size * ct_val * price,
+                    usd=bounds.check(
+                        bounds.liquidation_usd, size * ct_val * price, SOURCE, "sz x ctVal x bkPx"
+                    ),
                     ts=from_ms(detail.get("ts"), SOURCE, "ts"),
                 )
             )
@@ -186,7 +189,8 @@ def parse_open_interest_history(body: Any) -> list[OpenInterestPoint]:
             raise BadResponse(SOURCE, "open interest history row has an unexpected shape")
         points.append(
             OpenInterestPoint(
-                ts=from_ms(row[0], SOURCE, "ts"), oi_usd=number(row[3], SOURCE, "oiUsd")
+                ts=from_ms(row[0], SOURCE, "ts"),
+                oi_usd=bounds.open_interest_usd(row[3], SOURCE, "oiUsd"),
             )
         )
     points.sort(key=lambda p: p.ts)
@@ -200,7 +204,7 @@ def parse_open_interest(body: Any, history: list[OpenInterestPoint] | None = Non
         source=SOURCE,
         as_of=from_ms(item.get("ts"), SOURCE, "ts"),
         instrument=str(item.get("instId") or ""),
-        oi_usd=number(item.get("oiUsd"), SOURCE, "oiUsd"),
+        oi_usd=bounds.open_interest_usd(item.get("oiUsd"), SOURCE, "oiUsd"),
         history=history or [],
     )
 
@@ -263,7 +267,7 @@ def parse_funding(body: Any, now: datetime | None = None) -> Funding:
         source=SOURCE,
         as_of=as_of,
         instrument=str(item.get("instId") or ""),
-        rate=number(item.get("fundingRate"), SOURCE, "fundingRate"),
+        rate=bounds.funding_rate(item.get("fundingRate"), SOURCE, "fundingRate"),
     )
 
 
@@ -296,7 +300,7 @@ def parse_candles(body: Any, inst_id: str, limit: int = 5) -> Candles:
         if str(row[8]) != "1":
             continue  # the current minute is still open
         candles.append(
-            Candle(start=from_ms(row[0], SOURCE, "ts"), close=number(row[4], SOURCE, "close"))
+            Candle(start=from_ms(row[0], SOURCE, "ts"), close=bounds.price(row[4], SOURCE, "close"))
         )
     candles.sort(key=lambda c: c.start)
     candles = candles[-limit:]
@@ -350,7 +354,12 @@ def parse_venue_open_interest(body: Any, coins: Iterable[str]) -> list[VenueOpen
         if len(parts) != 3 or parts[2] != "SWAP" or parts[0] not in wanted:
             continue
         coin = parts[0]
-        sums[coin] = sums.get(coin, 0.0) + number(item.get("oiUsd"), SOURCE, "oiUsd")
+        sums[coin] = bounds.check(
+            bounds.open_interest_usd,
+            sums.get(coin, 0.0) + bounds.open_interest_usd(item.get("oiUsd"), SOURCE, "oiUsd"),
+            SOURCE,
+            f"{coin} open interest",
+        )
         ts = from_ms(item.get("ts"), SOURCE, "ts")
         stamps[coin] = max(ts, stamps.get(coin, ts))
         instruments.setdefault(coin, []).append(inst_id)

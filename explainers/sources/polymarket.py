@@ -21,6 +21,7 @@ import httpx
 from explainers.errors import BadResponse, SourceError
 from explainers.models import CutOdds, OddsPoint
 from explainers.settings import SourceSettings
+from explainers.sources import bounds
 from explainers.sources.http import USER_AGENT, from_s, get_json, number
 
 SOURCE = "Polymarket"
@@ -138,7 +139,9 @@ def _meeting(event: dict[str, Any]) -> Meeting | None:
         if not _CUT.search(label):
             continue
         index = _yes_index(market)
-        probability += number(_json_list(market, "outcomePrices")[index], SOURCE, "outcomePrices")
+        probability += bounds.probability(
+            _json_list(market, "outcomePrices")[index], SOURCE, "outcomePrices"
+        )
         token_ids = _json_list(market, "clobTokenIds") if market.get("clobTokenIds") else []
         if len(token_ids) > index:
             tokens.append(str(token_ids[index]))
@@ -193,7 +196,9 @@ def parse_price_history(body: Any) -> dict[int, float]:
     points: dict[int, float] = {}
     for point in sorted(history, key=lambda p: number(p.get("t"), SOURCE, "t")):
         ts = from_s(point.get("t"), SOURCE, "t")
-        points[int(ts.timestamp()) // _HOUR * _HOUR] = number(point.get("p"), SOURCE, "p")
+        points[int(ts.timestamp()) // _HOUR * _HOUR] = bounds.probability(
+            point.get("p"), SOURCE, "p"
+        )
     return points
 
 

@@ -16,7 +16,8 @@ import httpx
 from explainers.errors import BadResponse, SourceError
 from explainers.models import EtfDay, EtfFlows
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, get_json, optional_number
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, get_json
 
 SOURCE = "SoSoValue"
 PAGE_URL = "https://sosovalue.com/assets/etf/us-btc-spot"
@@ -67,6 +68,17 @@ def parse_summary_history(body: Any) -> list[EtfDay]:
             day = date.fromisoformat(str(row.get("date")))
         except ValueError as err:
             raise BadResponse(SOURCE, "a row has no valid date") from err
-        usd = optional_number(row.get("total_net_inflow", row.get("totalNetInflow")))
-        days[day] = EtfDay(day=day, total_musd=None if usd is None else round(usd / 1e6, 1))
+        bounds.day(day, SOURCE, "date")
+        usd = bounds.optional(
+            bounds.number,
+            row.get("total_net_inflow", row.get("totalNetInflow")),
+            SOURCE,
+            "total_net_inflow",
+        )
+        musd = (
+            None
+            if usd is None
+            else bounds.check(bounds.etf_flow_musd, round(usd / 1e6, 1), SOURCE, "total_net_inflow")
+        )
+        days[day] = EtfDay(day=day, total_musd=musd)
     return [days[d] for d in sorted(days)]

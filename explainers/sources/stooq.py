@@ -20,7 +20,8 @@ from pydantic import SecretStr
 from explainers.errors import BadResponse, SourceError
 from explainers.models import IndexQuote
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, csv_body, get, number, text_body
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, csv_body, get, text_body
 from explainers.sources.stocks import StockQuote, close_label
 
 SOURCE = "Stooq"
@@ -79,7 +80,8 @@ def parse_stooq_csv(text: str) -> list[Bar]:
             day = date.fromisoformat(raw_date)
         except ValueError as err:
             raise BadResponse(SOURCE, "a row has no valid date") from err
-        bars.append(Bar(day=day, close=number(raw_close, SOURCE, "Close")))
+        bounds.day(day, SOURCE, "Date")
+        bars.append(Bar(day=day, close=bounds.index_level(raw_close, SOURCE, "Close")))
     if not bars:
         raise BadResponse(SOURCE, "no data")
     return sorted(bars, key=lambda b: b.day)
@@ -98,7 +100,12 @@ def quote_from_bars(bars: list[Bar], key: IndexKey) -> IndexQuote:
         name=name,
         last=last.close,
         previous_close=previous.close,
-        change_pct=(last.close - previous.close) / previous.close * 100,
+        change_pct=bounds.check(
+            bounds.market_change,
+            (last.close - previous.close) / previous.close * 100,
+            SOURCE,
+            "day change",
+        ),
         session=last.day,
     )
 

@@ -16,7 +16,8 @@ import httpx
 from explainers.errors import BadResponse
 from explainers.models import YieldDay, Yields
 from explainers.settings import SourceSettings
-from explainers.sources.http import USER_AGENT, get, optional_number, text_body
+from explainers.sources import bounds
+from explainers.sources.http import USER_AGENT, get, text_body
 
 SOURCE = "US Treasury"
 MIN_SESSIONS = 6  # enough for a 5-session comparison
@@ -73,11 +74,18 @@ def parse_treasury_csv(text: str) -> list[YieldDay]:
             day = datetime.strptime((row.get("Date") or "").strip(), "%m/%d/%Y").date()
         except ValueError as err:
             raise BadResponse(SOURCE, "a row has no valid date") from err
+        bounds.day(day, SOURCE, "Date")
         days.append(
             YieldDay(
                 day=day,
-                two_year=optional_number(row.get("2 Yr")),
-                ten_year=optional_number(row.get("10 Yr")),
+                two_year=bounds.optional(bounds.rate_pct, _cell(row.get("2 Yr")), SOURCE, "2 Yr"),
+                ten_year=bounds.optional(bounds.rate_pct, _cell(row.get("10 Yr")), SOURCE, "10 Yr"),
             )
         )
     return sorted(days, key=lambda d: d.day)
+
+
+def _cell(raw: str | None) -> str | None:
+    """A yield cell; empty or "N/A" (a maturity not quoted that day) is None, never 0."""
+    value = (raw or "").strip()
+    return None if value.upper() in ("", "N/A") else value

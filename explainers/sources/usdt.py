@@ -18,6 +18,7 @@ import httpx
 
 from explainers.errors import BadResponse, SourceError
 from explainers.models import Model, UsdtQuote
+from explainers.sources import bounds as bounds_
 from explainers.sources.http import USER_AGENT, get_json, number
 from explainers.sources.shape import Shape
 
@@ -58,16 +59,8 @@ def parse_coinbase_ticker(body: Any, bounds: tuple[float, float] = DEFAULT_BOUND
         # Coinbase errors are {"message": "NotFound"} with a 4xx; keep the short code only
         raise BadResponse(COINBASE, f"error {str(body['message'])[:60]}")
     rate = number(body.get("price"), COINBASE, "price")
-    raw_time = body.get("time")
-    if not isinstance(raw_time, str) or not raw_time:
-        raise BadResponse(COINBASE, "time is missing")
-    try:
-        at = datetime.fromisoformat(raw_time.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise BadResponse(COINBASE, "time is not an ISO time") from err
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return plausible(UsdtQuote(rate=rate, source=COINBASE, at=at.astimezone(UTC)), bounds)
+    at = bounds_.iso_time(body.get("time"), COINBASE, "time")
+    return plausible(UsdtQuote(rate=rate, source=COINBASE, at=at), bounds)
 
 
 def parse_kraken_ticker(

@@ -18,6 +18,7 @@ import httpx
 from explainers.errors import BadResponse, RateLimited, SourceError
 from explainers.models import IndexQuote
 from explainers.settings import SourceSettings
+from explainers.sources import bounds
 from explainers.sources.http import (
     BROWSER_USER_AGENT,
     CircuitBreaker,
@@ -26,7 +27,6 @@ from explainers.sources.http import (
     get,
     get_json,
     json_body,
-    number,
     optional_number,
     send,
 )
@@ -71,7 +71,7 @@ def parse_chart(body: Any, key: IndexKey) -> IndexQuote:
     meta = result.get("meta") if isinstance(result, dict) else None
     if not isinstance(meta, dict):
         raise BadResponse(SOURCE, "meta is missing")
-    last = number(meta.get("regularMarketPrice"), SOURCE, "regularMarketPrice")
+    last = bounds.index_level(meta.get("regularMarketPrice"), SOURCE, "regularMarketPrice")
     market_time = from_s(meta.get("regularMarketTime"), SOURCE, "regularMarketTime")
     sessions = _sessions(result)
     if not sessions:
@@ -81,7 +81,7 @@ def parse_chart(body: Any, key: IndexKey) -> IndexQuote:
     if previous:
         previous_close = previous[-1]
     else:
-        previous_close = number(meta.get("previousClose"), SOURCE, "previousClose")
+        previous_close = bounds.index_level(meta.get("previousClose"), SOURCE, "previousClose")
     _, _, name = SYMBOLS[key]
     return IndexQuote(
         source=SOURCE,
@@ -90,7 +90,7 @@ def parse_chart(body: Any, key: IndexKey) -> IndexQuote:
         name=name,
         last=last,
         previous_close=previous_close,
-        change_pct=(last - previous_close) / previous_close * 100,
+        change_pct=_change(last, previous_close),
         session=_exchange_date(last_ts, meta),
         market_open=_is_open(meta, market_time),
     )
@@ -104,9 +104,18 @@ def _sessions(result: dict[str, Any]) -> list[tuple[int, float | None]]:
     if not isinstance(stamps, list) or not isinstance(closes, list) or len(stamps) != len(closes):
         raise BadResponse(SOURCE, "the daily series is missing")
     return [
-        (int(number(t, SOURCE, "timestamp")), optional_number(c))
+        (
+            int(from_s(t, SOURCE, "timestamp").timestamp()),
+            bounds.optional(bounds.index_level, c, SOURCE, "close"),
+        )
         for t, c in zip(stamps, closes, strict=True)
     ]
+
+
+def _change(last: float, previous_close: float) -> float:
+    return bounds.check(
+        bounds.market_change, (last - previous_close) / previous_close * 100, SOURCE, "day change"
+    )
 
 
 def _exchange_date(ts: int, meta: dict[str, Any]) -> date:
@@ -289,7 +298,7 @@ def parse_quote(body: Any, key: IndexKey) -> StockQuote:
     require_shape(body, CHART_SHAPE, SOURCE)
     result = chart["result"][0]
     meta = result["meta"]
-    last = number(meta.get("regularMarketPrice"), SOURCE, "regularMarketPrice")
+    last = bounds.index_level(meta.get("regularMarketPrice"), SOURCE, "regularMarketPrice")
     market_time = from_s(meta.get("regularMarketTime"), SOURCE, "regularMarketTime")
     session_day = _exchange_date(int(market_time.timestamp()), meta)
     earlier = [(day, close) for day, close in daily_closes(result, meta) if day < session_day]
@@ -307,7 +316,7 @@ def parse_quote(body: Any, key: IndexKey) -> StockQuote:
         name=name,
         last=last,
         previous_close=previous_close,
-        change_pct=(last - previous_close) / previous_close * 100,
+        change_pct=_change(last, previous_close),
         session=session_day,
         market_open=market_open,
         session_label=live_label(session_day, market_open),

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random as _random
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -24,6 +23,8 @@ from typing import Any, ClassVar, Literal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
+from explainers.errors import BadResponse
+from explainers.sources import bounds
 from explainers.streams.events import (
     DEFAULT_COINS,
     Coverage,
@@ -55,33 +56,36 @@ class Malformed(ValueError):
     """A frame or item that cannot be used; the message says which field."""
 
 
-def positive(value: Any, field_name: str) -> float:
-    """A finite number > 0 from a JSON number or numeric string."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise Malformed(f"{field_name} is not a number")
+def _read(read: Callable[[Any, str, str], float], value: Any, field_name: str) -> float:
+    """A value through the shared plausibility bounds; an implausible one makes the item
+    malformed (dropped and counted), never an event."""
     try:
-        number = float(value)
-    except ValueError as err:
-        raise Malformed(f"{field_name} is not a number") from err
-    if not math.isfinite(number) or number <= 0:
-        raise Malformed(f"{field_name} is not a positive number")
-    return number
+        return read(value, "stream", field_name)
+    except BadResponse as err:
+        raise Malformed(err.detail) from None
+
+
+def positive(value: Any, field_name: str) -> float:
+    """A finite quantity > 0 (coins or contracts) from a JSON number or numeric string."""
+    return _read(bounds.quantity, value, field_name)
+
+
+def price(value: Any, field_name: str) -> float:
+    """A plausible USD price (see `explainers.sources.bounds`)."""
+    return _read(bounds.price, value, field_name)
 
 
 def ms_time(value: Any, field_name: str) -> datetime:
-    """A UTC time from epoch milliseconds (number or numeric string)."""
-    ms = positive(value, field_name)
+    """A plausible UTC time from epoch milliseconds (number or numeric string)."""
     try:
-        return datetime.fromtimestamp(ms / 1000, UTC)
-    except (OverflowError, OSError, ValueError) as err:
-        raise Malformed(f"{field_name} is out of range") from err
+        return bounds.from_ms(value, "stream", field_name)
+    except BadResponse as err:
+        raise Malformed(err.detail) from None
 
 
 def usd_of(quantity: float, price: float) -> float:
-    usd = quantity * price
-    if not math.isfinite(usd) or usd <= 0:
-        raise Malformed("USD value is not a positive number")
-    return usd
+    """A liquidation's USD value, > 0 and below the bounds' ceiling."""
+    return _read(bounds.liquidation_usd, quantity * price, "USD value")
 
 
 @dataclass(slots=True)

@@ -24,6 +24,9 @@ from explainers.streams.base import (
     positive,
     usd_of,
 )
+from explainers.streams.base import (
+    price as price_of,
+)
 from explainers.streams.events import Coverage, LiquidationEvent, Side, Venue
 
 URL = "wss://fstream.binance.com/market/ws/!forceOrder@arr"
@@ -69,9 +72,9 @@ class BinanceLiquidations(LiquidationStream):
         if not isinstance(order, dict):
             return Parsed("malformed", detail="o is not an object")
         symbol = order.get("s")
+        if not isinstance(symbol, str):
+            return Parsed("malformed", detail="o.s is missing")
         if symbol not in self.symbols:
-            if not isinstance(symbol, str):
-                return Parsed("malformed", detail="o.s is missing")
             return Parsed("ignored", detail="symbol not asked for")
         try:
             event = self._event(symbol, order, message)
@@ -82,10 +85,10 @@ class BinanceLiquidations(LiquidationStream):
     def _event(
         self, symbol: str, order: dict[str, Any], message: dict[str, Any]
     ) -> LiquidationEvent:
-        side = SIDES.get(order.get("S"))  # type: ignore[arg-type]
+        side = SIDES.get(str(order.get("S")))
         if side is None:
             raise Malformed("o.S is not BUY or SELL")
-        price = positive(order.get("ap"), "o.ap")
+        price = price_of(order.get("ap"), "o.ap")
         quantity = positive(order.get("z"), "o.z")
         trade_time = order.get("T", message.get("E"))
         at = ms_time(trade_time, "o.T")

@@ -22,6 +22,9 @@ from explainers.streams.base import (
     positive,
     usd_of,
 )
+from explainers.streams.base import (
+    price as price_of,
+)
 from explainers.streams.events import Coverage, LiquidationEvent, Side, Venue
 
 URL = "wss://stream.bybit.com/v5/public/linear"
@@ -95,15 +98,15 @@ class BybitLiquidations(LiquidationStream):
         if not isinstance(item, dict):
             raise Malformed("item is not an object")
         symbol = item.get("s")
+        if not isinstance(symbol, str):
+            raise Malformed("s is missing")
         if symbol not in self.symbols:
-            if not isinstance(symbol, str):
-                raise Malformed("s is missing")
             return None  # a symbol not asked for
-        side = SIDES.get(item.get("S"))  # type: ignore[arg-type]
+        side = SIDES.get(str(item.get("S")))
         if side is None:
             raise Malformed("S is not Buy or Sell")
         quantity = positive(item.get("v"), "v")
-        price = positive(item.get("p"), "p")
+        price = price_of(item.get("p"), "p")
         at = ms_time(item.get("T"), "T")
         return LiquidationEvent(
             venue=self.venue,

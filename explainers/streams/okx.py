@@ -25,6 +25,9 @@ from explainers.streams.base import (
     positive,
     usd_of,
 )
+from explainers.streams.base import (
+    price as price_of,
+)
 from explainers.streams.events import Coverage, LiquidationEvent, Side, Venue
 
 URL = "wss://ws.okx.com:8443/ws/v5/public"
@@ -106,10 +109,11 @@ class OkxLiquidations(LiquidationStream):
                 detail = "item is not an object"
                 continue
             inst_id = item.get("instId")
+            if not isinstance(inst_id, str):
+                bad += 1
+                detail = "instId is missing"
+                continue
             if inst_id not in self.instruments:
-                if not isinstance(inst_id, str):
-                    bad += 1
-                    detail = "instId is missing"
                 continue  # a swap not asked for
             details = item.get("details")
             if not isinstance(details, list):
@@ -131,7 +135,7 @@ class OkxLiquidations(LiquidationStream):
             raise Malformed("detail is not an object")
         coin, contract_value = self.instruments[inst_id]
         contracts = positive(entry.get("sz"), "sz")
-        price = positive(entry.get("bkPx"), "bkPx")
+        price = price_of(entry.get("bkPx"), "bkPx")
         side = _side(entry)
         at = ms_time(entry.get("ts"), "ts")
         quantity = contracts * contract_value
