@@ -1,12 +1,16 @@
 """Liquidation storage: ingestion rate, read cost against stored volume, event-loop stalls.
 
-    .venv/bin/python bench/liquidation_store.py [--events 200000] [--batch 100]
+    .venv/bin/python bench/liquidation_store.py [--events 200000] [--batch 100] [--coins 3]
         [--volumes 10000,1000000,10000000] [--runs 50] [--stall-refreshes 20]
 
 Three parts, each on a real SQLite `Store` in a temporary directory (WAL, as the bot runs it):
 
-(a) ingestion: `--events` streamed liquidations (3 venues x `--instruments` instruments, Zipf-
-    weighted, both sides, timestamps rising over an hour like a crash-day stream) are built first,
+The instruments are the ones a running bot stores: the configured stream coins (`--coins`: BTC,
+ETH, SOL, then made-up ones, Zipf-weighted) on each venue under its own name (Bybit and Binance
+"BTCUSDT", OKX "BTC-USDT-SWAP"); OKX's REST families (BTC-USDT, ...) list the same swaps.
+
+(a) ingestion: `--events` streamed liquidations (3 venues x those instruments, both sides,
+    timestamps rising over an hour like a crash-day stream) are built first,
     then fed to `Store.history.add_streamed_liquidations` in batches of `--batch`; only those
     calls are timed.
 (b) reads against volume: for each of `--volumes` stored events spread over the last 24 h, the
@@ -51,17 +55,22 @@ VENUES = (("Bybit", 0.5), ("Binance", 0.35), ("OKX", 0.15))
 AVERAGE_USD = 5_000.0
 
 
-def instruments(count: int) -> tuple[list[str], np.ndarray]:
-    names = ["BTC", "ETH", "SOL"] + [f"C{i:03d}" for i in range(count - 3)]
+def coins(count: int) -> tuple[list[str], np.ndarray]:
+    names = ["BTC", "ETH", "SOL"][:count] + [f"C{i:03d}" for i in range(count - 3)]
     weights = 1.0 / np.arange(1, count + 1) ** 1.2
-    return [f"{n}-USDT-SWAP" for n in names], weights / weights.sum()
+    return names, weights / weights.sum()
+
+
+def instrument(venue: str, coin: str) -> str:
+    """The name a venue's rows carry for a coin's USDT perpetual."""
+    return f"{coin}-USDT-SWAP" if venue == "OKX" else f"{coin}USDT"
 
 
 def streamed_events(count: int, per_venue: int, seed: int = 1) -> list[Liquidation]:
     rng = np.random.default_rng(seed)
-    names, weights = instruments(per_venue)
+    names, weights = coins(per_venue)
     venue = rng.choice(len(VENUES), size=count, p=[w for _, w in VENUES])
-    instrument = rng.choice(per_venue, size=count, p=weights)
+    chosen = rng.choice(per_venue, size=count, p=weights)
     long = rng.random(count) < 0.6
     usd = rng.exponential(AVERAGE_USD, size=count)
     start = NOW - timedelta(hours=1)
@@ -69,7 +78,7 @@ def streamed_events(count: int, per_venue: int, seed: int = 1) -> list[Liquidati
     return [
         Liquidation.model_construct(
             exchange=VENUES[venue[i]][0],
-            instrument=names[instrument[i]],
+            instrument=instrument(VENUES[venue[i]][0], names[chosen[i]]),
             position_side="long" if long[i] else "short",
             price=60000.0,
             size=float(usd[i]) / 60000.0,
@@ -112,7 +121,7 @@ def seed(store: Store, count: int, per_venue: int, seed: int = 2) -> int:
     """Write the sums `count` events spread over the last 24 h leave behind; return the number
     of minute rows."""
     rng = np.random.default_rng(seed)
-    names, weights = instruments(per_venue)
+    names, weights = coins(per_venue)
     minutes = [minute_text(NOW - timedelta(minutes=m)) for m in range(1440)]
     venue_w = np.array([w for _, w in VENUES])
     cells = np.einsum("v,i,s->vis", venue_w, weights, np.array([0.6, 0.4])).ravel()
@@ -129,7 +138,7 @@ def seed(store: Store, count: int, per_venue: int, seed: int = 2) -> int:
             (
                 minutes[minute],
                 VENUES[v][0],
-                names[i],
+                instrument(VENUES[v][0], names[i]),
                 "long" if s == 0 else "short",
                 n * AVERAGE_USD,
                 n,
@@ -209,7 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--instruments", type=int, default=200, help="per venue")
+    parser.add_argument("--coins", type=int, default=3, help="configured stream coins")
     parser.add_argument("--volumes", default="10000,1000000,10000000")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--stall-refreshes", type=int, default=20)
@@ -217,7 +226,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        rate = ingest(folder, args.events, args.batch, args.instruments)
+        rate = ingest(folder, args.events, args.batch, args.coins)
         print(
             f"(a) ingestion: {args.events:,} streamed events in batches of {args.batch}: "
             f"{rate:,.0f} events/s"
@@ -232,7 +241,7 @@ def main() -> None:
         for volume in volumes:
             with Store(folder / f"v{volume}.db") as store:
                 seeded = time.perf_counter()
-                rows = seed(store, volume, args.instruments)
+                rows = seed(store, volume, args.coins)
                 seeded = time.perf_counter() - seeded
                 figures = reads(store, args.runs)
                 base = base or figures

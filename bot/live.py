@@ -420,6 +420,10 @@ class LiquidationFeed:
     def statuses(self) -> list[StreamStatus]:
         return [client.status() for client in self.clients]
 
+    def modes(self) -> dict[str, Coverage]:
+        """How completely each streamed venue is read: exchange -> "all" or "sampled"."""
+        return {EXCHANGES[client.venue]: client.coverage for client in self.clients}
+
     def covers(self, event: Liquidation) -> bool:
         """Whether a live stream delivered (or was listening for) this polled event: the same
         order was streamed, or it happened while the venue's stream was subscribed."""

@@ -59,6 +59,7 @@ def build_explainer(
     history: History | None = None,
     clock: Callable[[], datetime] = utcnow,
     replay: Replay | None = None,
+    feed: LiquidationFeed | None = None,
 ) -> Explainer:
     return Explainer(
         Collector(client, settings.sources, clock=clock, off=not_recorded() if replay else None),
@@ -67,6 +68,7 @@ def build_explainer(
         max_age=timedelta(seconds=settings.refresh_interval_s),
         clock=clock,
         replay=replay,
+        liquidation_modes=feed.modes if feed is not None else None,
     )
 
 
@@ -332,6 +334,7 @@ async def _serve(
             history=BackfillHistory(store.history, feed) if feed else store.history,
             clock=clock,
             replay=scenario.replay if scenario else None,
+            feed=feed,
         )
         # one chart maker for both platforms: a chart is drawn once per refresh and resent
         charts = ChartMaker(explainer, settings.sources, clock=clock)

@@ -263,17 +263,34 @@ def _hourly_liquidations(
     return rows
 
 
+def coin_of(instrument: str) -> str:
+    """The coin of a perpetual as a venue names it: OKX "BTC-USDT-SWAP", Bybit and Binance
+    "BTCUSDT" (an OKX REST family "BTC-USDT" too)."""
+    if "-" in instrument:
+        return instrument.split("-")[0]
+    return instrument.removesuffix("USDT") or instrument
+
+
+def liquidation_label(venues: Sequence[str], hours: Sequence[LiquidationHour]) -> str:
+    """ "Liquidations per hour, Bybit, OKX, Binance (BTC, ETH)": the venues read and the coins."""
+    coins = sorted({coin_of(i) for h in hours for i in h.instruments})
+    return (
+        "Liquidations per hour"
+        + (f", {', '.join(venues)}" if venues else "")
+        + (f" ({', '.join(coins)})" if coins else "")
+    )
+
+
 def _liquidation_panel(
     ax: Axes,
     hours: Sequence[LiquidationHour],
     tracked_since: datetime | None,
     start: datetime,
     end: datetime,
+    venues: Sequence[str] = (),
 ) -> None:
     _style(ax)
-    coins = sorted({i.split("-")[0] for h in hours for i in h.instruments})
-    # OKX is the one venue tracked (Binance and Bybit publish liquidations only by websocket)
-    label = "Liquidations per hour, OKX" + (f" ({', '.join(coins)})" if coins else "")
+    label = liquidation_label(venues, hours)
     _panel_title(ax, label)
     ax.yaxis.set_major_formatter(FuncFormatter(_millions_axis))
     rows = _hourly_liquidations(hours, tracked_since, end)
@@ -461,7 +478,8 @@ def _sell_off_footer(
     parts = [
         f"Data as of {stamp(explanation.data_time)}",
         f"prices: {', '.join(price_sources) or 'no source answered'}",
-        "liquidations: OKX"
+        "liquidations: "
+        + (fmt.liquidation_coverage(explanation.liquidation_venues) or "none read")
         + (f", tracked since {fmt.when(tracked, explanation.data_time)}" if tracked else ""),
         f"{ok} of {len(answered)} sources answered",
     ]
@@ -516,7 +534,14 @@ def sell_off_figure(
     _price_panel(axes[0], prices, start, end, "BTC")
     if coin is not None:
         _change_panel(axes[1], prices, coin_prices, coin.symbol.upper(), start, end)
-    _liquidation_panel(axes[-1], liquidations, explanation.liquidations_tracked_since, start, end)
+    _liquidation_panel(
+        axes[-1],
+        liquidations,
+        explanation.liquidations_tracked_since,
+        start,
+        end,
+        [v.exchange for v in explanation.liquidation_venues if v.tracked_since is not None],
+    )
     for i, ax in enumerate(axes):
         _time_axis(ax, start, end, labels=i == len(axes) - 1)
     axes[-1].set_xlabel("UTC", color=MUTED, fontsize=13, loc="right")

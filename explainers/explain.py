@@ -262,7 +262,9 @@ def watch(snapshot: Snapshot, lb: Lookback, now: datetime) -> list[WatchItem]:
             WatchItem(
                 label=f"Long liquidations, {window}",
                 value=fmt.usd(lb.liquidations_24h.long_usd),
-                source=", ".join(sorted({b.source for b in snapshot.liquidations})) or "stored",
+                source=", ".join(lb.liquidations_24h.exchanges)
+                or ", ".join(sorted({b.source for b in snapshot.liquidations}))
+                or "stored",
                 as_of=max((b.as_of for b in snapshot.liquidations), default=None),
             )
         )
@@ -328,6 +330,7 @@ def explain(
         watch=watch(snapshot, lb, now),
         sources=sorted(snapshot.statuses.values(), key=lambda s: s.label),
         liquidations_tracked_since=tracked,
+        liquidation_venues=lb.liquidations_24h.venues if lb.liquidations_24h else [],
         replay=replay,
     )
 

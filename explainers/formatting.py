@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from explainers.models import Replay
+    from explainers.models import LiquidationVenue, Replay
 
 UNKNOWN = "unknown"
 
@@ -94,3 +95,16 @@ def when_full(value: datetime | None) -> str:
 def replay_label(replay: Replay) -> str:
     """Replay: Yen carry-trade unwind (5 Aug 2024)."""
     return f"Replay: {replay.scenario} ({day(replay.scenario_date)})"
+
+
+def liquidation_coverage(venues: Sequence[LiquidationVenue]) -> str:
+    """The venues read now, grouped by how completely: "Bybit all; OKX, Binance sampled"; a
+    polled venue "OKX sampled (REST)" (its latest orders per instrument family)."""
+    groups: dict[tuple[bool, bool], list[str]] = {}
+    for v in venues:
+        if v.tracked_since is not None:
+            groups.setdefault((v.mode != "all", v.via == "rest"), []).append(v.exchange)
+    return "; ".join(
+        f"{', '.join(names)} {'sampled' if sampled else 'all'}" + (" (REST)" if rest else "")
+        for (sampled, rest), names in sorted(groups.items(), key=lambda item: item[0])
+    )

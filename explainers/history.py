@@ -21,7 +21,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from explainers.models import Liquidation, LiquidationCoverage, LiquidationHour, VenueCoverage
+from explainers.models import (
+    CoverageGap,
+    Liquidation,
+    LiquidationCoverage,
+    LiquidationHour,
+    VenueCoverage,
+)
 
 #: polls further apart than this leave a hole in the tracked events: coverage starts again
 MAX_POLL_GAP = timedelta(minutes=10)
@@ -227,7 +233,7 @@ def coverage_of(
     apart) and restarts after a gap."""
     venues: list[VenueCoverage] = []
     for exchange, venue_gaps in sorted(gaps.items()):
-        started = [(s, e) for s, e in venue_gaps.items() if s <= until]
+        started = sorted((s, e) for s, e in venue_gaps.items() if s <= until)
         down = any(e is None or e > until for _, e in started)
         ends = [e for _, e in started if e is not None and e <= until]
         venues.append(
@@ -235,6 +241,12 @@ def coverage_of(
                 exchange=exchange,
                 tracked_since=None if down or not ends else max(ends),
                 gap_in_window=any(e is None or e >= since for _, e in started),
+                # the first gap is where tracking began, not a disconnection
+                gaps=[
+                    CoverageGap(start=s, end=None if e is None or e > until else e)
+                    for s, e in started[1:]
+                    if e is None or e >= since
+                ],
             )
         )
     polling = (
@@ -249,6 +261,7 @@ def coverage_of(
                 exchange=exchange,
                 tracked_since=tracked_since if polling else None,
                 gap_in_window=not polling or (tracked_since is not None and tracked_since > since),
+                via="rest",
             )
         )
     return LiquidationCoverage(since=since, until=until, venues=venues)

@@ -6,17 +6,32 @@ reads back what the drivers compare against.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from explainers.history import MAX_POLL_GAP, History, coverage_start
-from explainers.models import Liquidations, LiquidationTotals, Lookback, Snapshot
+from explainers.models import (
+    LiquidationCoverage,
+    LiquidationMode,
+    Liquidations,
+    LiquidationTotals,
+    LiquidationVenue,
+    Lookback,
+    Snapshot,
+)
 from explainers.settings import Thresholds
 from explainers.sources.open_interest import sum_by_coin
 
 PREMIUM_INSTRUMENT = "BTC-USDT-SWAP"
 #: the cross-venue BTC open interest sum, and (with ":<venue>") each venue's part of it
 OI_BTC = "oi_usd_btc"
+#: how completely each venue's stream lists liquidations, when the running streams do not say
+#: (a venue streamed by an earlier run): Bybit pushes every one, OKX and Binance sample
+STREAM_MODES: dict[str, LiquidationMode] = {"Bybit": "all", "OKX": "sampled", "Binance": "sampled"}
+#: the order venues are named in
+VENUE_ORDER = ("Bybit", "OKX", "Binance")
+#: REST polls list only each instrument family's latest orders: always a sample
+REST_MODE: LiquidationMode = "sampled"
 
 
 def premium_series(snapshot: Snapshot) -> list[tuple[datetime, float]]:
@@ -83,7 +98,39 @@ def _nearest(
     return best[1]
 
 
-def _totals(history: History, now: datetime, hours: int) -> LiquidationTotals | None:
+def venue_rank(exchange: str) -> tuple[int, str]:
+    return (VENUE_ORDER.index(exchange) if exchange in VENUE_ORDER else len(VENUE_ORDER), exchange)
+
+
+def venues_of(
+    coverage: LiquidationCoverage, modes: Mapping[str, LiquidationMode] | None = None
+) -> list[LiquidationVenue]:
+    """Each venue of a coverage with how completely it is read: a streamed venue as the running
+    stream says (`modes`, exchange -> "all"/"sampled"), else as its stream is known to; a
+    polled one sampled."""
+    return [
+        LiquidationVenue(
+            exchange=v.exchange,
+            mode=(
+                REST_MODE
+                if v.via == "rest"
+                else (modes or {}).get(v.exchange, STREAM_MODES.get(v.exchange, "sampled"))
+            ),
+            via=v.via,
+            tracked_since=v.tracked_since,
+            gap_in_window=v.gap_in_window,
+            gaps=v.gaps,
+        )
+        for v in sorted(coverage.venues, key=lambda v: venue_rank(v.exchange))
+    ]
+
+
+def _totals(
+    history: History,
+    now: datetime,
+    hours: int,
+    modes: Mapping[str, LiquidationMode] | None = None,
+) -> LiquidationTotals | None:
     """Totals over the window, counted from when every venue tracked now has been tracked; None
     when nothing is tracked now (no venue streaming, and the polls have not answered for longer
     than a poll gap: what is stored is no longer "the last hour"). Partial when a venue started,
@@ -104,8 +151,9 @@ def _totals(history: History, now: datetime, hours: int) -> LiquidationTotals | 
         long_usd=long_usd,
         short_usd=short_usd,
         tracked_since=max(starts),
-        exchanges=[v.exchange for v in coverage.tracked],
+        exchanges=sorted((v.exchange for v in coverage.tracked), key=venue_rank),
         partial=coverage.partial or since > window_start,
+        venues=venues_of(coverage, modes),
     )
 
 
@@ -118,7 +166,13 @@ def _premium_samples(snapshot: Snapshot, history: History, t: Thresholds) -> lis
     return [value for _, value in stored][-t.premium_samples :]
 
 
-def lookback(snapshot: Snapshot, history: History, t: Thresholds) -> Lookback:
+def lookback(
+    snapshot: Snapshot,
+    history: History,
+    t: Thresholds,
+    modes: Mapping[str, LiquidationMode] | None = None,
+) -> Lookback:
+    """modes: how completely each streamed venue is read now (exchange -> "all"/"sampled")."""
     now = snapshot.taken_at
     hour_ago = now - timedelta(hours=1)
 
@@ -165,8 +219,8 @@ def lookback(snapshot: Snapshot, history: History, t: Thresholds) -> Lookback:
             two_5d = reported[-6]
 
     return Lookback(
-        liquidations_1h=_totals(history, now, 1),
-        liquidations_24h=_totals(history, now, 24),
+        liquidations_1h=_totals(history, now, 1, modes),
+        liquidations_24h=_totals(history, now, 24, modes),
         premium_samples=_premium_samples(snapshot, history, t),
         oi_1h_ago_usd=oi_1h_ago,
         oi_venues_1h_ago_usd=oi_venues_1h_ago,

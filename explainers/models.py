@@ -108,6 +108,13 @@ class LiquidationHour(Model):
     instruments: list[str] = Field(default_factory=list)
 
 
+class CoverageGap(Model):
+    """A time a venue's stream was not read (disconnected, or whydown stopped)."""
+
+    start: datetime
+    end: datetime | None  # None: still down at the window's end
+
+
 class VenueCoverage(Model):
     """How one venue's liquidations were tracked over a window."""
 
@@ -116,6 +123,10 @@ class VenueCoverage(Model):
     tracked_since: datetime | None
     #: a gap (a stream disconnect or start, a restart of polling) lies inside the window
     gap_in_window: bool
+    #: "stream": read from the venue's websocket; "rest": from REST polls of its latest orders
+    via: Literal["stream", "rest"] = "stream"
+    #: the stream's disconnections touching the window, after the venue was first tracked
+    gaps: list[CoverageGap] = Field(default_factory=list)
 
 
 class LiquidationCoverage(Model):
@@ -324,6 +335,23 @@ class Snapshot(Model):
     statuses: dict[str, SourceStatus] = Field(default_factory=dict)
 
 
+#: "all": the venue lists every liquidation; "sampled": only some (Binance and OKX streams push
+#: at most one per symbol per second or so, OKX's REST lists only the latest orders per family)
+LiquidationMode = Literal["all", "sampled"]
+
+
+class LiquidationVenue(Model):
+    """A venue a liquidation total reads, and how completely it reads it."""
+
+    exchange: str
+    mode: LiquidationMode
+    via: Literal["stream", "rest"] = "stream"
+    #: start of its unbroken tracking up to now; None: not read now (down)
+    tracked_since: datetime | None = None
+    gap_in_window: bool = False
+    gaps: list[CoverageGap] = Field(default_factory=list)
+
+
 class LiquidationTotals(Model):
     """Long and short liquidations accumulated over a window from tracked events."""
 
@@ -335,6 +363,8 @@ class LiquidationTotals(Model):
     exchanges: list[str] = Field(default_factory=list)
     #: the window holds a gap: a venue started, dropped or restarted inside it
     partial: bool = False
+    #: every venue seen over the window, read now or not (empty: not known, e.g. built by hand)
+    venues: list[LiquidationVenue] = Field(default_factory=list)
 
     @property
     def total_usd(self) -> float:
@@ -485,6 +515,8 @@ class Explanation(Model):
     watch: list[WatchItem] = Field(default_factory=list)
     sources: list[SourceStatus] = Field(default_factory=list)
     liquidations_tracked_since: datetime | None = None
+    #: the venues the liquidation totals read and how (empty: none tracked, or not known)
+    liquidation_venues: list[LiquidationVenue] = Field(default_factory=list)
     replay: Replay | None = None
     past: PastView | None = None
 

@@ -76,6 +76,7 @@ def _environment(**options: Any) -> Environment:
         "bp": fmt.bp,
         "when": fmt.when,
         "when_full": fmt.when_full,
+        "coverage": fmt.liquidation_coverage,
         "day": fmt.day,
         "share": lambda v: f"{v:.0%}",
         "signed": lambda v: f"{v:+d}",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +16,15 @@ from explainers import drivers, lookback
 from explainers.collect import Clock, Collector, utcnow
 from explainers.explain import explain
 from explainers.history import History, MemoryHistory
-from explainers.models import CoinMarket, DriverResult, Explanation, Lookback, Replay, Snapshot
+from explainers.models import (
+    CoinMarket,
+    DriverResult,
+    Explanation,
+    LiquidationMode,
+    Lookback,
+    Replay,
+    Snapshot,
+)
 from explainers.settings import Thresholds
 
 log = logging.getLogger(__name__)
@@ -41,8 +50,12 @@ class Explainer:
         max_age: timedelta = timedelta(seconds=60),
         clock: Clock = utcnow,
         replay: Replay | None = None,
+        liquidation_modes: Callable[[], Mapping[str, LiquidationMode]] | None = None,
     ) -> None:
+        """liquidation_modes: how completely each venue is streamed now (exchange -> "all" or
+        "sampled"), asked at each refresh; None: no streams run (REST polls only)."""
         self.collector = collector
+        self.liquidation_modes = liquidation_modes
         self.thresholds = thresholds
         self.history: History = history if history is not None else MemoryHistory()
         self.max_age = max_age
@@ -87,7 +100,8 @@ class Explainer:
     def _digest(self, snapshot: Snapshot) -> tuple[Lookback, list[DriverResult]]:
         """Remember the snapshot, look back and evaluate the drivers (off the event loop)."""
         lookback.remember(snapshot, self.history)
-        lb = lookback.lookback(snapshot, self.history, self.thresholds)
+        modes = self.liquidation_modes() if self.liquidation_modes is not None else None
+        lb = lookback.lookback(snapshot, self.history, self.thresholds, modes)
         results = drivers.evaluate(snapshot, lb, self.thresholds)
         # each driver's state over time, so charts can mark where one started firing
         self.history.add_figures(

@@ -30,7 +30,7 @@ from explainers import charts
 from explainers.chart_service import ChartMaker, driver_marks
 from explainers.errors import BadResponse, ChartUnavailable, RateLimited, UnknownCoin
 from explainers.history import MemoryHistory
-from explainers.models import EtfDay, EtfFlows, Replay
+from explainers.models import EtfDay, EtfFlows, LiquidationHour, Replay
 from explainers.replay import Scenario
 from explainers.service import Refreshed
 from explainers.settings import SourceSettings
@@ -265,6 +265,9 @@ async def test_demo_sell_off_chart() -> None:
     assert "$45.9M longs 1h" in words and "-$237.4M day" in words
     # liquidations were tracked only from 07:00: the hours before are unknown, not zero
     assert "not tracked yet" in words
+    # the venue read is named, and how: the replay polls OKX's REST list
+    assert any(w.startswith("Liquidations per hour, OKX (") for w in words)
+    assert any("liquidations: OKX sampled (REST), tracked since 07:01 UTC" in w for w in words)
     assert any(w.startswith("Data as of 08:00 UTC, 5 Aug 2024") for w in words)
 
 
@@ -634,3 +637,16 @@ def test_cli_chart_of_an_unknown_coin(in_tmp: Path, capsys: pytest.CaptureFixtur
     assert main(["chart", "etherium", "--demo"]) == 2
     assert "Did you mean" in capsys.readouterr().err
     assert not (in_tmp / "whydown-chart.png").exists()
+
+
+def test_the_liquidation_title_names_the_venues_read_and_their_coins() -> None:
+    hour = LiquidationHour(
+        hour=datetime(2026, 11, 20, 13, tzinfo=UTC),
+        long_usd=1.0,
+        short_usd=0.0,
+        instruments=["BTC-USDT-SWAP", "BTCUSDT", "ETHUSDT", "SOL-USDT"],
+    )
+    assert charts.liquidation_label(["Bybit", "OKX", "Binance"], [hour]) == (
+        "Liquidations per hour, Bybit, OKX, Binance (BTC, ETH, SOL)"
+    )
+    assert charts.liquidation_label([], []) == "Liquidations per hour"

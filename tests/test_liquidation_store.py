@@ -247,3 +247,76 @@ def test_totals_over_any_window_match_the_events_minute_by_minute(store: Store) 
     assert store.liquidation_hours(NOW - timedelta(hours=6)) == memory.liquidation_hours(
         NOW - timedelta(hours=6)
     )
+
+
+def _streams_with_a_binance_drop(history: History) -> None:
+    """Bybit, OKX and Binance streamed since 14:02 yesterday; Binance dropped 13:10-13:12."""
+    for exchange in ("Bybit", "OKX", "Binance"):
+        history.record_liquidation_gap(
+            exchange, NOW - timedelta(hours=24, minutes=-1), NOW - timedelta(hours=23, minutes=58)
+        )
+    history.record_liquidation_gap(
+        "Binance", NOW - timedelta(minutes=50), NOW - timedelta(minutes=48)
+    )
+    history.add_streamed_liquidations(
+        [
+            event(600, 5e6, exchange="Bybit", instrument="BTCUSDT"),
+            event(300, 2e6, exchange="OKX"),
+            event(60, 1e6, "short", exchange="Binance", instrument="ETHUSDT"),
+        ]
+    )
+
+
+def test_the_answer_names_each_venue_read_how_completely_and_a_gap_in_the_window(
+    history: History,
+) -> None:
+    from explainers import drivers, render
+    from explainers.explain import explain
+
+    _streams_with_a_binance_drop(history)
+    modes = {"Bybit": "all", "OKX": "sampled", "Binance": "sampled"}
+    snapshot = f.snapshot()
+    lb = lookback.lookback(snapshot, history, Thresholds(), modes)  # type: ignore[arg-type]
+    assert lb.liquidations_1h is not None
+    # the 1h figures sum the three venues, counted since Binance came back at 13:12
+    assert (lb.liquidations_1h.long_usd, lb.liquidations_1h.short_usd) == (7e6, 1e6)
+    assert lb.liquidations_1h.exchanges == ["Bybit", "OKX", "Binance"]
+    [result] = [r for r in drivers.evaluate(snapshot, lb, Thresholds()) if r.key == "liquidations"]
+    [one_hour] = [e for e in result.evidence if e.label.startswith("Long liquidations, ")][:1]
+    assert one_hour.value == (
+        "$7.00M of $8.00M (88% longs) (partial: Binance disconnected 13:10-13:12 UTC)"
+    )
+    assert one_hour.source == "Bybit, OKX, Binance"
+    answer = render.text(explain(snapshot, [result], lb, Thresholds(), now=NOW))
+    assert "Liquidations tracked since 20 Nov 13:12 UTC: Bybit all; OKX, Binance sampled." in answer
+    assert "$7.00M of longs liquidated in 1h across 3 venues (88% of all)" in answer
+
+
+def test_a_venue_down_now_is_named_and_no_longer_counted_as_read(history: History) -> None:
+    _streams_with_a_binance_drop(history)
+    history.record_liquidation_gap("Binance", NOW - timedelta(seconds=30), None)
+    from explainers import drivers
+
+    lb = lookback.lookback(f.snapshot(), history, Thresholds())
+    # what Binance delivered before it dropped still counts; it is no longer a venue read
+    assert lb.liquidations_1h is not None and lb.liquidations_1h.exchanges == ["Bybit", "OKX"]
+    [result] = [
+        r for r in drivers.evaluate(f.snapshot(), lb, Thresholds()) if r.key == "liquidations"
+    ]
+    assert result.evidence[0].value == (
+        "$7.00M of $8.00M (88% longs) (partial: Binance disconnected 13:10-13:12 UTC, "
+        "Binance down since 13:59 UTC)"
+    )
+
+
+def test_the_one_shot_answer_says_okx_is_sampled_by_rest(history: History) -> None:
+    from explainers import render
+    from explainers.explain import explain
+
+    history.add_liquidations(
+        [event(120, 2e6)], polled_at=NOW, covered_since=NOW - timedelta(minutes=30)
+    )
+    snapshot = f.snapshot()
+    lb = lookback.lookback(snapshot, history, Thresholds())
+    answer = render.text(explain(snapshot, [], lb, Thresholds(), now=NOW))
+    assert "Liquidations tracked since 20 Nov 13:30 UTC: OKX sampled (REST)." in answer

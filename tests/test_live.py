@@ -363,3 +363,16 @@ def test_longs_must_be_at_least_their_share_of_the_total(shorts: float, crossed:
     tally.add(START, "long", 70e6)
     tally.add(START, "short", shorts)
     assert tally.crossed(START, Thresholds()) is crossed  # 70% longs exactly crosses
+
+
+def test_the_feed_says_how_completely_each_venue_is_streamed() -> None:
+    from explainers.lookback import STREAM_MODES
+
+    feed = feed_at(
+        StreamRows(),
+        {"bybit": "ws://127.0.0.1:1", "okx": "ws://127.0.0.1:1", "binance": "ws://127.0.0.1:1"},
+        FakeClock(START),
+    )
+    assert feed.modes() == {"Bybit": "all", "OKX": "sampled", "Binance": "sampled"}
+    # what an answer says of a venue an earlier run streamed agrees with the clients
+    assert feed.modes() == STREAM_MODES

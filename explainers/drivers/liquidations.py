@@ -1,14 +1,25 @@
-"""Liquidation cascade: longs force-closed on OKX swaps, or open interest falling fast (summed
-across OKX, Bybit, Binance and Hyperliquid; OKX's own history until an hour of sums is stored)."""
+"""Liquidation cascade: longs force-closed (summed over the venues read: Bybit's stream lists
+every one, OKX's and Binance's sample them, OKX's REST lists its latest orders per family), or
+open interest falling fast (summed across OKX, Bybit, Binance and Hyperliquid; OKX's own history
+until an hour of sums is stored). The evidence names the venues summed; a total over a window
+holding a gap says so (the answer's footer says how completely each venue is read)."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from explainers import formatting as fmt
 from explainers.drivers.base import Driver, ratio, status_labels
-from explainers.models import DriverFigures, DriverResult, Evidence, Lookback, Snapshot
+from explainers.models import (
+    CoverageGap,
+    DriverFigures,
+    DriverResult,
+    Evidence,
+    LiquidationTotals,
+    Lookback,
+    Snapshot,
+)
 from explainers.settings import Thresholds
 from explainers.sources.open_interest import sum_by_coin
 
@@ -24,6 +35,38 @@ class LiquidationFigures(DriverFigures):
     oi_change_1h: float | None = None  # BTC open interest change, %
     oi_venues: float | None = None  # venues the change is summed over (None: OKX alone)
     funding: float | None = None  # BTC funding rate per funding period (0.0001 = 0.01%)
+    venues_read: float | None = None  # venues the liquidation totals sum (None: not known)
+
+
+def _span(gap: CoverageGap, now: datetime) -> str:
+    start = fmt.when(gap.start, now)
+    if gap.end is None:
+        return f"down since {start}"
+    if gap.end.date() == gap.start.date():
+        return f"disconnected {start.removesuffix(' UTC')}-{gap.end:%H:%M} UTC"
+    return f"disconnected {start} to {fmt.when(gap.end, now)}"
+
+
+def partial_note(totals: LiquidationTotals, window_start: datetime, now: datetime) -> str | None:
+    """Why a total is partial: "partial: Binance disconnected 14:10-14:12 UTC"; a venue down
+    now is not summed; else the venues with a gap. None when it is not partial, or only because
+    tracking began inside the window (the coverage line says since when)."""
+    if not totals.partial:
+        return None
+    notes = [f"{v.exchange} {_span(gap, now)}" for v in totals.venues for gap in v.gaps]
+    notes += [
+        f"{v.exchange} not connected"
+        for v in totals.venues
+        if v.tracked_since is None and not v.gaps
+    ]
+    if not notes:
+        # tracking that began inside the window is said by the coverage line's "since"
+        gapped = [v.exchange for v in totals.venues if v.gap_in_window and v.via == "stream"]
+        started = totals.tracked_since is not None and totals.tracked_since > window_start
+        if started and not gapped:
+            return None
+        return f"partial: a gap in {', '.join(gapped)}" if gapped else "partial"
+    return "partial: " + ", ".join(notes)
 
 
 def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
@@ -62,18 +105,29 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         else:
             window_label = window
         longs["tracked" if window_label != window else window] = (totals.long_usd, share)
+        # a "since ... (tracked)" label already says where the window starts
+        note = partial_note(
+            totals,
+            since
+            if window_label != window and since is not None
+            else s.taken_at - timedelta(hours=totals.window_h),
+            s.taken_at,
+        )
         evidence.append(
             Evidence(
                 label=f"Long liquidations, {window_label}",
                 value=f"{fmt.usd(totals.long_usd)} of {fmt.usd(totals.total_usd)}"
-                + (f" ({share:.0%} longs)" if share is not None else ""),
-                source=okx_label,
-                as_of=newest,
+                + (f" ({share:.0%} longs)" if share is not None else "")
+                + (f" ({note})" if note else ""),
+                source=", ".join(totals.exchanges) or okx_label,
+                # streamed venues are read up to the refresh; polled ones as of their last list
+                as_of=s.taken_at if any(v.via == "stream" for v in totals.venues) else newest,
             )
         )
         if share is not None and share >= t.liq_long_share:
             severities.append(ratio(totals.long_usd, limit))
 
+    read = lb.liquidations_24h or lb.liquidations_1h
     oi_change, oi_venues = _open_interest(s, lb, t, evidence, severities)
     funding = next((f for f in s.funding if f.instrument == "BTC-USDT-SWAP"), None)
     if funding is not None:
@@ -97,6 +151,7 @@ def evaluate(s: Snapshot, lb: Lookback, t: Thresholds) -> DriverResult:
         oi_change_1h=oi_change,
         oi_venues=oi_venues,
         funding=funding.rate if funding is not None else None,
+        venues_read=float(len(read.exchanges)) if read is not None and read.exchanges else None,
     )
     missing = status_labels(
         s,
