@@ -17,6 +17,7 @@ from explainers.models import (
     Headline,
     Lookback,
     Move,
+    Onset,
     Replay,
     Sentiment,
     Snapshot,
@@ -277,6 +278,7 @@ def explain(
     now: datetime,
     coin: str | None = None,
     replay: Replay | None = None,
+    onsets: list[Onset] | None = None,
 ) -> Explanation:
     """Build the answer; raises UnknownCoin / CoinDataUnavailable for a coin it cannot find."""
     all_moves = moves(snapshot)
@@ -319,6 +321,7 @@ def explain(
         sources=sorted(snapshot.statuses.values(), key=lambda s: s.label),
         liquidations_tracked_since=tracked,
         replay=replay,
+        onsets=[o for o in onsets or [] if o.key in {d.key for d in drivers if d.state == "fired"}],
     )
 
 

@@ -46,12 +46,13 @@ from tests.replay_helpers import Upstream
 REPLAY_TITLE = (
     "[Replay 5 Aug 2024] Crypto is down: total market cap -13.9% in 24h, BTC -13.1% (-2.4% in 1h)."
 )
+# by role (set-off, amplifier, sentiment), then by severity within a role
 FIRED_FIELDS = [
-    "1. Fear spreading",
-    "2. ETF outflows",
-    "3. Institutional selling",
-    "4. Stock market weakness",
-    "5. Liquidation cascade",
+    "1. ETF outflows",
+    "2. Institutional selling",
+    "3. Stock market weakness",
+    "4. Liquidation cascade",
+    "5. Fear spreading",
 ]
 CONTEXT_FIELDS = ["Altcoins vs BTC", "Sentiment", "What to watch", "Headlines"]
 REPLIES = Replies("discord", "markdown")

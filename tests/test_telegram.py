@@ -47,12 +47,13 @@ pytest_plugins = ["tests.telegram_harness.fixtures", "tests.telegram_scenarios"]
 
 REPLIES = Replies("telegram", "html")
 VERDICT = "<b>Crypto is down: total market cap -13.9% in 24h, BTC -13.1% (-2.4% in 1h).</b>"
+# by role (set-off, amplifier, sentiment), then by severity within a role
 FIRING = [
-    "Fear spreading",
     "ETF outflows",
     "Institutional selling",
     "Stock market weakness",
     "Liquidation cascade",
+    "Fear spreading",
 ]
 
 
