@@ -22,7 +22,11 @@ from explainers.service import Explainer
 
 EXIT_BAD_INPUT = 2
 DEMO_CHART = "whydown-demo-chart.png"
-TERMINAL = Replies(None, "text")  # the bots' replies, as plain text, for no chat platform
+TERMINAL = Replies(None, "text")
+FULL_HELP = (
+    "the full answer: every figure with its source and time, headlines, what to watch "
+    "(default: the summary and a line per firing driver)"
+)  # the bots' replies, as plain text, for no chat platform
 
 
 def _refused(err: ActionError) -> int:
@@ -34,7 +38,13 @@ def _refused(err: ActionError) -> int:
     return 1 if err.outage else EXIT_BAD_INPUT
 
 
-async def _answer(explainer: Explainer, coin: str | None, as_json: bool, settings: Settings) -> int:
+async def _answer(
+    explainer: Explainer,
+    coin: str | None,
+    as_json: bool,
+    settings: Settings,
+    full: bool = False,
+) -> int:
     try:
         explanation = await answer(explainer, coin)
     except ActionError as err:
@@ -42,14 +52,15 @@ async def _answer(explainer: Explainer, coin: str | None, as_json: bool, setting
     if as_json:
         print(explanation.model_dump_json(indent=2))
     else:
-        print(render.text(explanation, settings.thresholds), end="")
+        print(render.text(explanation, settings.thresholds, full=full), end="")
     return 0
 
 
 async def cmd_why(args: argparse.Namespace, settings: Settings) -> int:
     """`whydown why [COIN] [--json]`: the answer from live data."""
     async with http_client(settings) as client:
-        return await _answer(build_explainer(client, settings), args.coin, args.json, settings)
+        explainer = build_explainer(client, settings)
+        return await _answer(explainer, args.coin, args.json, settings, args.full)
 
 
 async def _write_chart(maker: ChartMaker, what: str | None, path: Path) -> int:
@@ -70,7 +81,7 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         explainer = build_explainer(
             client, settings, clock=lambda: scenario.now, replay=scenario.replay
         )
-        code = await _answer(explainer, args.coin, args.json, settings)
+        code = await _answer(explainer, args.coin, args.json, settings, args.full)
         if code != 0 or args.json or args.no_chart:
             return code  # JSON output stays parseable: no chart line after it
         maker = ChartMaker(explainer, settings.sources, clock=lambda: scenario.now)
@@ -121,11 +132,13 @@ def parser() -> argparse.ArgumentParser:
     why = sub.add_parser("why", help="explain the market's move now, from live data")
     why.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id (e.g. SOL, solana)")
     why.add_argument("--json", action="store_true", help="print the Explanation as JSON")
+    why.add_argument("--full", action="store_true", help=FULL_HELP)
     demo = sub.add_parser(
         "demo", help="the same answer replayed from recorded responses (no network)"
     )
     demo.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id")
     demo.add_argument("--json", action="store_true", help="print the Explanation as JSON")
+    demo.add_argument("--full", action="store_true", help=FULL_HELP)
     demo.add_argument(
         "--chart",
         default=DEMO_CHART,

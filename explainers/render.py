@@ -137,6 +137,10 @@ _MARKDOWN.filters |= {"done": _Escaped, "url": _markdown_url}
 _TEXT.globals["strong"] = str
 _HTML.globals["strong"] = lambda value: Markup("<b>%s</b>") % value
 _MARKDOWN.globals["strong"] = lambda value: _Escaped(f"**{escape_markdown(str(value))}**")
+# how the compact answer names the replay and points to the full answer, in each flavour
+_TEXT.globals |= {"replay_word": "REPLAY", "full_answer": "The full answer (--full)"}
+_HTML.globals |= {"replay_word": "Replay", "full_answer": "Details"}
+_MARKDOWN.globals |= {"replay_word": "Replay", "full_answer": "Details"}
 # `emph(x)`: italic in each flavour (plain in text)
 _TEXT.globals["emph"] = str
 _HTML.globals["emph"] = lambda value: Markup("<i>%s</i>") % value
