@@ -335,7 +335,10 @@ async def _serve(
             clock=clock,
         )
         fronts = frontends(settings, actions)
-        engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
+        # the alert's chart is drawn once, kept with the alert and carried by every delivery
+        engine = AlertEngine(
+            store, settings.alerts, {f.platform: f.notifier for f in fronts}, charts=charts
+        )
         jobs = Jobs(explainer, store, engine, feed)
         if feed is not None:
             feed.on_crossing = jobs.react
