@@ -86,9 +86,13 @@ TELEGRAM_LIMITS = PlatformLimits(
 )
 # Discord: 50 requests/s per bot; 5 messages per 5 s per channel
 DISCORD_LIMITS = PlatformLimits(overall=Window(50, 1.0), per_chat=Window(5, 5.0), concurrency=50)
+# webhooks: our own limits, as a good citizen; one post a second per endpoint is what Slack's
+# incoming webhooks allow, and 20 in flight keeps slow endpoints from hogging the others' pace
+WEBHOOK_LIMITS = PlatformLimits(overall=Window(50, 1.0), per_chat=Window(1, 1.0), concurrency=20)
 PLATFORM_LIMITS: Mapping[str, PlatformLimits] = {
     "telegram": TELEGRAM_LIMITS,
     "discord": DISCORD_LIMITS,
+    "webhook": WEBHOOK_LIMITS,
 }
 
 

@@ -121,6 +121,11 @@ def frontends(settings: Settings, actions: Actions) -> list[Frontend]:
                 token=settings.discord_token, actions=actions, guild_id=settings.discord_guild_id
             )
         )
+    if result:
+        # webhooks ride along with the chat platforms: nothing to start, a session to close
+        from bot.webhook.notifier import WebhookFrontend
+
+        result.append(WebhookFrontend(settings.thresholds, timeout_s=settings.webhooks.timeout_s))
     return result
 
 
