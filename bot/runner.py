@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import signal
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -19,6 +20,7 @@ from bot.actions import Actions
 from bot.alerts import AlertEngine
 from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
+from bot.health import Health
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
 from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
 from explainers.chart_service import ChartMaker
@@ -199,19 +201,24 @@ class Jobs:
         store: Store,
         engine: AlertEngine,
         feed: LiquidationFeed | None = None,
+        health: Health | None = None,
     ) -> None:
         self.explainer = explainer
         self.store = store
         self.engine = engine
         self.feed = feed
+        self.health = health
         self.fanouts: set[asyncio.Task[None]] = set()
 
     async def refresh(self) -> None:
         """Collect, store, explain, then evaluate the alert rule for every subscription."""
+        started = time.perf_counter()
         try:
             refreshed = await self.explainer.refresh()
         except Exception:
             log.exception("refresh failed")
+            if self.health is not None:
+                self.health.refreshed(None, time.perf_counter() - started)
             return
         e = refreshed.explanation
         self.store.set_meta("last_refresh", e.data_time.isoformat())
@@ -220,6 +227,8 @@ class Jobs:
             self.store.set_meta(
                 "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
             )
+        if self.health is not None:
+            self.health.refreshed(e, time.perf_counter() - started)
         # a large fan-out takes minutes at 30 messages/s; the next refresh must not wait for it.
         # Each subscription's state is recorded before any send, so an overlapping evaluation
         # cannot alert the same chat twice.
@@ -340,11 +349,24 @@ async def _serve(
             clock=clock,
         )
         fronts = frontends(settings, actions)
+        health = (
+            Health(
+                store,
+                streams=feed,
+                stale_after_s=settings.health.stale_after_refreshes * settings.refresh_interval_s,
+            )
+            if settings.health.enabled
+            else None
+        )
         # the alert's chart is drawn once, kept with the alert and carried by every delivery
         engine = AlertEngine(
-            store, settings.alerts, {f.platform: f.notifier for f in fronts}, charts=charts
+            store,
+            settings.alerts,
+            {f.platform: f.notifier for f in fronts},
+            charts=charts,
+            observer=health,
         )
-        jobs = Jobs(explainer, store, engine, feed)
+        jobs = Jobs(explainer, store, engine, feed, health)
         if feed is not None:
             feed.on_crossing = jobs.react
         scheduler = scheduler_for(jobs, settings)
@@ -367,6 +389,8 @@ async def _serve(
                     return EXIT_START_FAILED
                 started.append(front)
                 log.info("%s front-end started", front.platform)
+            if health is not None:
+                await health.start(settings.health.port)
             resume = asyncio.create_task(engine.resume_pending())
             scheduler.start()
             if feed is not None:
@@ -394,6 +418,8 @@ async def _serve(
                 await asyncio.wait(jobs.fanouts)
             for front in reversed(started):
                 await _stop(front)
+            if health is not None:
+                await health.stop()
     return 0
 
 
