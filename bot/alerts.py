@@ -128,8 +128,9 @@ def alert_key(kind: Literal["alert", "eased"], explanation: Explanation) -> str:
     return f"{kind}|{explanation.data_time.isoformat()}|{fired}"
 
 
-#: subscriptions decided and recorded per transaction, and pending deliveries read per batch
-BATCH = 1000
+#: subscriptions decided and recorded per transaction, and pending deliveries read per batch:
+#: small enough that one batch never holds the event loop for long (see bench/fanout_large.py)
+BATCH = 250
 
 
 class AlertChartLike(Protocol):
@@ -281,7 +282,7 @@ class AlertEngine:
                             recorded.alert_ids.append(rows[kind].id)
                             if self._observer is not None:
                                 self._observer.alert_recorded(kind)
-                        self._store.add_deliveries(rows[kind].id, targets, now)
+                        self._store.outbox.queue(rows[kind].id, targets, now)
                         if kind == "alert":
                             self._store.mark_alerted(
                                 targets, now, len(explanation.fired), explanation.market_change_24h

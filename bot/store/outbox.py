@@ -160,6 +160,16 @@ class Outbox:
                 )
         return new
 
+    def queue(self, alert_id: int, subscription_ids: Iterable[int], at: datetime) -> None:
+        """Queue the alert for each subscription (one already queued is left as it is): the
+        fast path of `add_deliveries` for large audiences, returning nothing."""
+        created = stamp(at)
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO deliveries (alert_id, subscription_id, created_at) "
+            "VALUES (?, ?, ?)",
+            [(alert_id, sid, created) for sid in subscription_ids],
+        )
+
     def pending(self) -> list[tuple[Delivery, Subscription]]:
         """Deliveries not yet sent or given up, oldest first, with their subscriptions."""
         with self.db.atomic():
