@@ -11,15 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Literal
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from bot.delivery import AlertMessage, Dispatcher, FanOutReport, Job, Notifier
+from bot.delivery import (
+    AlertMessage,
+    DeliveryObserver,
+    Dispatcher,
+    FanOutReport,
+    Job,
+    Notifier,
+)
 from bot.pacing import PLATFORM_LIMITS, Clock, PlatformLimits, SystemClock
-from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Alert, Store, Subscription
+from bot.store import (
+    MIN_DRIVERS_HIGHEST,
+    MIN_DRIVERS_LOWEST,
+    Alert,
+    AlertChart,
+    AlertKind,
+    Store,
+    Subscription,
+)
 from explainers import formatting as fmt
 from explainers.models import Explanation
 
@@ -112,6 +128,49 @@ def alert_key(kind: Literal["alert", "eased"], explanation: Explanation) -> str:
     return f"{kind}|{explanation.data_time.isoformat()}|{fired}"
 
 
+#: subscriptions decided and recorded per transaction, and pending deliveries read per batch:
+#: small enough that one batch never holds the event loop for long (see bench/fanout_large.py)
+BATCH = 250
+
+
+class AlertChartLike(Protocol):
+    """A drawn chart (explainers.chart_service.Chart)."""
+
+    @property
+    def png(self) -> bytes: ...
+
+    @property
+    def caption(self) -> str: ...
+
+    @property
+    def filename(self) -> str: ...
+
+
+class AlertCharts(Protocol):
+    """Draws the chart of exactly an alert's data (explainers.chart_service.ChartMaker)."""
+
+    async def for_alert(
+        self, explanation: Explanation, timeout_s: float = 20.0
+    ) -> AlertChartLike | None: ...
+
+
+class EngineObserver(DeliveryObserver, Protocol):
+    """Told of each alert recorded and each delivery's outcome (the metrics)."""
+
+    def alert_recorded(self, kind: str) -> None: ...
+
+
+@dataclass
+class _Recorded:
+    """What one evaluation wrote: its alert rows and the range of delivery ids it added."""
+
+    alert: Alert | None = None
+    alert_ids: list[int] = field(default_factory=list)
+    after_id: int = 0  # the deliveries it added have ids above this ...
+    upto_id: int = 0  # ... and up to this
+    due: dict[Decision, int] = field(default_factory=lambda: {"alert": 0, "eased": 0, "clear": 0})
+
+
 class AlertEngine:
     """Evaluates the rule after each refresh and delivers alerts through the notifiers."""
 
@@ -122,11 +181,22 @@ class AlertEngine:
         notifiers: Mapping[str, Notifier],
         clock: Clock | None = None,
         limits: Mapping[str, PlatformLimits] = PLATFORM_LIMITS,
+        *,
+        charts: AlertCharts | None = None,
+        chart_wait_s: float = 20.0,
+        batch: int = BATCH,
+        observer: EngineObserver | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
         self._notifiers = dict(notifiers)
         self._clock = clock or SystemClock()
+        self._charts = charts
+        self._chart_wait_s = chart_wait_s
+        self._batch = batch
+        self._observer = observer
+        # one evaluation records at a time: each one's deliveries are a range of ids of its own
+        self._recording = asyncio.Lock()
         self._dispatcher = Dispatcher(
             store,
             self._notifiers,
@@ -135,6 +205,8 @@ class AlertEngine:
             max_attempts=settings.max_attempts,
             backoff_base_s=settings.backoff_base_s,
             deactivate_after=settings.deactivate_after,
+            queue_mark=batch,
+            observer=observer,
         )
 
     async def evaluate(self, explanation: Explanation) -> Alert | None:
@@ -142,16 +214,11 @@ class AlertEngine:
         if self._dispatcher.stopping:
             return None
         now = self._clock.now()
-        due: dict[Decision, list[Subscription]] = {"alert": [], "eased": [], "clear": []}
-        for subscription in self._store.subscriptions(active_only=True):
-            if subscription.platform not in self._notifiers:
-                continue  # no front-end for it in this run: its state stays as it was
-            decision = decide(explanation, subscription, self._settings, now)
-            if decision is not None:
-                due[decision].append(subscription)
-        if not due["alert"] and not due["eased"] and not due["clear"]:
+        async with self._recording:
+            recorded = await self._record(explanation, now)
+        if not any(recorded.due.values()):
             return None
-        alert, jobs = self._record(explanation, now, due)
+        alert = recorded.alert
         if alert is not None:
             log.info(
                 "alert %d recorded: %d drivers fired (%s), market %s in 24h, %d subscriptions",
@@ -159,11 +226,18 @@ class AlertEngine:
                 alert.driver_count,
                 ", ".join(alert.drivers),
                 fmt.pct(alert.market_change_24h),
-                len(due["alert"]),
+                recorded.due["alert"],
             )
-        if due["eased"]:
-            log.info("pressure eased for %d alerted subscriptions", len(due["eased"]))
-        report = await self._dispatcher.run(jobs)
+            await self._keep_chart(alert.id, explanation)
+        if recorded.due["eased"]:
+            log.info("pressure eased for %d alerted subscriptions", recorded.due["eased"])
+        feeds = {
+            platform: self._feed(
+                platform, recorded.after_id, recorded.upto_id, alert_ids=recorded.alert_ids
+            )
+            for platform in self._notifiers
+        }
+        report = await self._dispatcher.run_feeds(feeds)
         log.info(
             "fan-out: %d sent, %d failed, %d retried, %d deactivated, %d left pending",
             report.sent,
@@ -174,60 +248,121 @@ class AlertEngine:
         )
         return alert
 
-    def _record(
-        self, explanation: Explanation, now: datetime, due: Mapping[Decision, list[Subscription]]
-    ) -> tuple[Alert | None, list[Job]]:
-        """Write the alert rows, their pending deliveries and the subscriptions' new state."""
-        alert: Alert | None = None
-        jobs: list[Job] = []
-        with self._store.transaction():
-            for kind in ("alert", "eased"):
-                targets = {s.id: s for s in due[kind]}
-                if not targets:
-                    continue
-                row = self._store.add_alert(kind, explanation, alert_key(kind, explanation), now)
-                message = AlertMessage(kind=kind, alert_id=row.id, explanation=explanation)
-                for delivery in self._store.add_deliveries(row.id, targets.keys(), now):
-                    jobs.append(Job(delivery.id, targets[delivery.subscription_id], message))
-                if kind == "alert":
-                    alert = row
-                    self._store.mark_alerted(
-                        targets.keys(), now, len(explanation.fired), explanation.market_change_24h
-                    )
-            self._store.clear_alerting(s.id for s in [*due["eased"], *due["clear"]])
-        return alert, jobs
+    async def _record(self, explanation: Explanation, now: datetime) -> _Recorded:
+        """Write the alert rows, their pending deliveries and the subscriptions' new state, a
+        batch of subscriptions per transaction, yielding to the event loop between batches.
+
+        Every delivery is recorded before any is sent. A crash between two batches leaves the
+        later subscriptions without this alert and without its mark: the next evaluation after
+        the restart finds them due, so they are alerted then if the condition still holds."""
+        recorded = _Recorded(after_id=self._store.last_delivery_id())
+        rows: dict[AlertKind, Alert] = {}
+        after = 0
+        while True:
+            batch = self._store.subs.batch(after, self._batch)
+            if not batch:
+                break
+            after = batch[-1].id
+            due: dict[Decision, list[Subscription]] = {"alert": [], "eased": [], "clear": []}
+            for subscription in batch:
+                if subscription.platform not in self._notifiers:
+                    continue  # no front-end for it in this run: its state stays as it was
+                decision = decide(explanation, subscription, self._settings, now)
+                if decision is not None:
+                    due[decision].append(subscription)
+            if any(due.values()):
+                with self._store.transaction():
+                    for kind in ("alert", "eased"):
+                        targets = [s.id for s in due[kind]]
+                        if not targets:
+                            continue
+                        if kind not in rows:
+                            key = alert_key(kind, explanation)
+                            rows[kind] = self._store.add_alert(kind, explanation, key, now)
+                            recorded.alert_ids.append(rows[kind].id)
+                            if self._observer is not None:
+                                self._observer.alert_recorded(kind)
+                        self._store.outbox.queue(rows[kind].id, targets, now)
+                        if kind == "alert":
+                            self._store.mark_alerted(
+                                targets, now, len(explanation.fired), explanation.market_change_24h
+                            )
+                    self._store.clear_alerting(s.id for s in [*due["eased"], *due["clear"]])
+                for decision, items in due.items():
+                    recorded.due[decision] += len(items)
+            await asyncio.sleep(0)  # a large audience must not stall the event loop
+        recorded.alert = rows.get("alert")
+        recorded.upto_id = self._store.last_delivery_id()
+        return recorded
+
+    async def _keep_chart(self, alert_id: int, explanation: Explanation) -> None:
+        """Draw the alert's chart once and keep it with the alert, before any delivery: every
+        delivery carries it, those resumed after a restart included."""
+        if self._charts is None or self._store.alert_chart(alert_id) is not None:
+            return
+        try:
+            chart = await self._charts.for_alert(explanation, timeout_s=self._chart_wait_s)
+        except Exception:  # a chart is never worth an alert: it goes out without one
+            log.exception("alert %d: chart not drawn", alert_id)
+            return
+        if chart is not None:
+            self._store.set_alert_chart(
+                alert_id, AlertChart(png=chart.png, caption=chart.caption, filename=chart.filename)
+            )
+
+    def _message(self, cache: dict[int, AlertMessage | None], alert_id: int) -> AlertMessage | None:
+        if alert_id not in cache:
+            alert = self._store.alert(alert_id)
+            cache[alert_id] = (
+                AlertMessage(
+                    kind=alert.kind,
+                    alert_id=alert.id,
+                    explanation=alert.explanation,
+                    chart=self._store.alert_chart(alert.id),
+                )
+                if alert is not None
+                else None
+            )
+        return cache[alert_id]
+
+    async def _feed(
+        self, platform: str, after_id: int, upto_id: int, *, alert_ids: Sequence[int] = ()
+    ) -> AsyncIterator[list[Job]]:
+        """One platform's pending deliveries in the id range, a batch at a time."""
+        messages: dict[int, AlertMessage | None] = {}
+        if upto_id <= after_id:
+            return
+        while True:
+            rows = self._store.pending_batch(
+                after_id, self._batch, upto_id=upto_id, alert_ids=alert_ids, platform=platform
+            )
+            if not rows:
+                return
+            after_id = rows[-1][0].id
+            jobs: list[Job] = []
+            for delivery, subscription in rows:
+                message = self._message(messages, delivery.alert_id)
+                if message is not None:
+                    jobs.append(Job(delivery.id, subscription, message, delivery.attempts))
+            if jobs:
+                yield jobs
 
     async def resume_pending(self) -> FanOutReport:
         """At start: send deliveries a crash or stop left pending, unless too old to matter."""
         now = self._clock.now()
         report = FanOutReport()
-        jobs: list[Job] = []
-        messages: dict[int, AlertMessage | None] = {}
-        for delivery, subscription in self._store.pending_deliveries():
-            age = (now - delivery.created_at).total_seconds()
-            if age > self._settings.pending_max_age_s:
-                self._store.mark_failed(delivery.id, delivery.attempts, "expired")
-                report.expired += 1
-                continue
-            if not subscription.active:
-                self._store.mark_failed(delivery.id, delivery.attempts, "unsubscribed")
-                report.failed += 1
-                continue
-            if subscription.platform not in self._notifiers:
-                continue  # kept pending: it may be sent by a run that has this front-end
-            if delivery.alert_id not in messages:
-                alert = self._store.alert(delivery.alert_id)
-                messages[delivery.alert_id] = (
-                    AlertMessage(kind=alert.kind, alert_id=alert.id, explanation=alert.explanation)
-                    if alert is not None
-                    else None
-                )
-            message = messages[delivery.alert_id]
-            if message is not None:
-                jobs.append(Job(delivery.id, subscription, message, attempts=delivery.attempts))
-        if jobs or report.expired:
-            log.info("resuming %d pending deliveries (%d expired)", len(jobs), report.expired)
-        report.add(await self._dispatcher.run(jobs))
+        upto = self._store.last_delivery_id()  # a concurrent evaluation's are its own to send
+        cutoff = now - timedelta(seconds=self._settings.pending_max_age_s)
+        report.expired = self._store.outbox.fail_pending(
+            "expired", upto_id=upto, created_before=cutoff
+        )
+        report.failed = self._store.outbox.fail_pending("unsubscribed", upto_id=upto, inactive=True)
+        pending = self._store.outbox.pending_counts(upto_id=upto)
+        waiting = sum(n for platform, n in pending.items() if platform in self._notifiers)
+        if waiting or report.expired:
+            log.info("resuming %d pending deliveries (%d expired)", waiting, report.expired)
+        feeds = {platform: self._feed(platform, 0, upto) for platform in self._notifiers}
+        report.add(await self._dispatcher.run_feeds(feeds))
         return report
 
     async def aclose(self, timeout_s: float = 10.0) -> None:

@@ -1,4 +1,4 @@
-"""The `whydown` command line: why, demo, chart, sources, run, status, backtest."""
+"""The `whydown` command line: why, demo, chart, sources, run, status, backtest, webhook."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from bot import logs
 from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
 from bot.config import Settings
 from bot.doctor import doctor
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
-from bot.store import Store
+from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
+from bot.webhook import describe_url, validate_url
 from explainers import render
 from explainers.backtest import DayArchive, MemoryArchive, TimeMachine, backtest, preview_text
 from explainers.chart_service import ChartMaker
@@ -213,6 +216,68 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown webhook add URL | list | remove ID|URL`: webhook subscriptions in the store."""
+    with Store(settings.database) as store:
+        if args.action == "add":
+            try:
+                url = validate_url(args.url)
+            except ValueError as err:
+                print(err, file=sys.stderr)
+                return EXIT_BAD_INPUT
+            secret: SecretStr | None = args.secret
+            min_drivers = args.min_drivers or settings.alerts.default_min_drivers
+            sub = store.subscribe(
+                "webhook",
+                url,
+                None,
+                min_drivers,
+                "cli",
+                secret=secret.get_secret_value() if secret else None,
+            )
+            signed = "signed" if secret else "unsigned"
+            print(
+                f"Webhook {sub.id} subscribed: {describe_url(url)}, "
+                f"{min_drivers}+ drivers, {signed}."
+            )
+            return 0
+        if args.action == "list":
+            subs = store.subscriptions(active_only=False, platform="webhook")
+            if not subs:
+                print("No webhooks. Add one with `whydown webhook add URL`.")
+            for sub in subs:
+                state = "active" if sub.active else "inactive"
+                signed = "signed" if sub.secret else "unsigned"
+                print(
+                    f"{sub.id:>5}  {describe_url(sub.chat_id)}  {sub.min_drivers}+ drivers  "
+                    f"{signed}  {state}  ({sub.consecutive_failures} failures in a row)"
+                )
+            return 0
+        target = args.target
+        match = next(
+            (
+                s
+                for s in store.subscriptions(active_only=False, platform="webhook")
+                if str(s.id) == target or s.chat_id == target
+            ),
+            None,
+        )
+        if match is None or not store.subs.deactivate(match.id):
+            print(f"No active webhook {target}.", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"Webhook {match.id} removed: {describe_url(match.chat_id)}.")
+        return 0
+
+
+def _min_drivers(value: str) -> int:
+    number = int(value)
+    if not MIN_DRIVERS_LOWEST <= number <= MIN_DRIVERS_HIGHEST:
+        raise argparse.ArgumentTypeError(
+            f"must be {MIN_DRIVERS_LOWEST} to {MIN_DRIVERS_HIGHEST}, not {number}"
+        )
+    return number
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="whydown", description="Why is crypto down? Answers with evidence."
@@ -284,6 +349,28 @@ def parser() -> argparse.ArgumentParser:
     bt.add_argument("--json", action="store_true", help="print the result as JSON")
     bt.add_argument("--chart", metavar="FILE", help="also draw BTC, alerts and drivers (PNG)")
     bt.add_argument("--demo", action="store_true", help="over the recorded history of August 2024")
+    webhook = sub.add_parser("webhook", help="alerts posted to HTTP(S) endpoints, Slack or Discord")
+    actions = webhook.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="post alerts to this URL")
+    add.add_argument(
+        "url", metavar="URL", help="an http(s) URL; Slack and Discord webhook URLs work"
+    )
+    add.add_argument(
+        "--min-drivers",
+        type=_min_drivers,
+        metavar="N",
+        help=f"drivers that must fire together ({MIN_DRIVERS_LOWEST}-{MIN_DRIVERS_HIGHEST}; "
+        "default: WHYDOWN_ALERTS__DEFAULT_MIN_DRIVERS)",
+    )
+    add.add_argument(
+        "--secret",
+        type=SecretStr,
+        metavar="S",
+        help="sign each request: X-Whydown-Signature is HMAC-SHA256 of timestamp.body",
+    )
+    actions.add_parser("list", help="every webhook, with its state")
+    remove = actions.add_parser("remove", help="stop posting to a webhook")
+    remove.add_argument("target", metavar="ID|URL", help="its id (see list) or its URL")
     return p
 
 
@@ -295,6 +382,7 @@ COMMANDS = {
     "run": cmd_run,
     "status": cmd_status,
     "backtest": cmd_backtest,
+    "webhook": cmd_webhook,
 }
 
 

@@ -54,6 +54,22 @@ class StreamSettings(BaseModel):
     alert_debounce_s: float = Field(60.0, ge=0)
 
 
+class WebhookSettings(BaseModel):
+    """Webhook alerts (`whydown webhook add URL`)."""
+
+    # seconds one POST to an endpoint may take, connecting included; then it is retried later
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class HealthSettings(BaseModel):
+    """`/healthz` and `/metrics` of `whydown run`, on 127.0.0.1 only."""
+
+    enabled: bool = False
+    port: int = Field(9464, ge=0, le=65535)  # 0: any free port (it is logged)
+    # the last refresh counts as fresh for this many refresh intervals
+    stale_after_refreshes: float = Field(3.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WHYDOWN_",
@@ -85,5 +101,7 @@ class Settings(BaseSettings):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     # `whydown run --demo` replays this recorded scenario folder (empty: the bundled sell-off)
     demo_folder: Path | None = None

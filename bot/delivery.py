@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from bot.pacing import Clock, Pacer, PlatformLimits
-from bot.store import Store, Subscription
+from bot.store import AlertChart, Store, Subscription
 from explainers.models import Explanation
 
 log = logging.getLogger("whydown.delivery")
@@ -58,6 +58,14 @@ class AlertMessage(BaseModel):
     kind: Literal["alert", "eased"]
     alert_id: int
     explanation: Explanation
+    # the alert's chart, kept with the alert (None: none was drawn; a front-end may draw one)
+    chart: AlertChart | None = None
+
+
+class DeliveryObserver(Protocol):
+    """Told of each delivery's outcome (the metrics)."""
+
+    def delivered(self, platform: str, outcome: Literal["sent", "failed"]) -> None: ...
 
 
 class Notifier(Protocol):
@@ -96,14 +104,25 @@ class Job:
     attempts: int = 0
 
 
+#: a feed of jobs for one platform, a batch at a time (a large fan-out is never all in memory)
+JobFeed = AsyncIterator[Sequence[Job]]
+
+
+async def _once(jobs: Sequence[Job]) -> JobFeed:
+    yield jobs
+
+
 @dataclass
 class _Run:
-    queues: dict[str, asyncio.Queue[Job | None]]
-    workers_per_platform: dict[str, int]
-    remaining: int
+    queues: dict[str, asyncio.Queue[Job | None]] = field(default_factory=dict)
+    workers_per_platform: dict[str, int] = field(default_factory=dict)
+    remaining: int = 0
+    feeding: int = 0  # platforms whose feed has more jobs to come
     report: FanOutReport = field(default_factory=FanOutReport)
     timers: set[asyncio.Task[None]] = field(default_factory=set)
     workers: list[asyncio.Task[None]] = field(default_factory=list)
+    feeders: list[asyncio.Task[None]] = field(default_factory=list)
+    room: dict[str, asyncio.Event] = field(default_factory=dict)  # a queue fell below its mark
 
     def release_workers(self) -> None:
         for platform, queue in self.queues.items():
@@ -124,6 +143,8 @@ class Dispatcher:
         max_attempts: int,
         backoff_base_s: float,
         deactivate_after: int,
+        queue_mark: int = 1000,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         missing = sorted(set(notifiers) - set(limits))
         if missing:
@@ -138,42 +159,66 @@ class Dispatcher:
         self._deactivate_after = deactivate_after
         self._active: dict[int, _Run] = {}
         self.stopping = False
+        #: a platform's feed is read on while its queue holds fewer jobs than this
+        self.queue_mark = queue_mark
+        self._observer = observer
 
     async def run(self, jobs: Sequence[Job]) -> FanOutReport:
         """Deliver every job (or give up on it); return the tally."""
         by_platform: dict[str, list[Job]] = {}
         for job in jobs:
             by_platform.setdefault(job.subscription.platform, []).append(job)
-        workers = {
-            platform: min(self._limits[platform].concurrency, len(items))
-            for platform, items in by_platform.items()
-        }
-        run = _Run(
-            queues={platform: asyncio.Queue() for platform in by_platform},
-            workers_per_platform=workers,
-            remaining=len(jobs),
-        )
-        if not jobs or self.stopping:
-            run.report.unfinished = len(jobs)
+        return await self.run_feeds({p: _once(items) for p, items in by_platform.items()})
+
+    async def run_feeds(self, feeds: Mapping[str, JobFeed]) -> FanOutReport:
+        """Deliver every job each platform's feed yields, a batch at a time: a platform's feed is
+        read on only while its queue holds less than `queue_mark` jobs, so memory stays flat
+        however large the audience, and a slow platform never holds up the others."""
+        run = _Run()
+        if self.stopping:
+            for feed in feeds.values():
+                async for batch in feed:
+                    run.report.unfinished += len(batch)
             return run.report
-        for platform, items in by_platform.items():
-            for job in items:
-                run.queues[platform].put_nowait(job)
-            run.workers.extend(
-                asyncio.create_task(self._worker(run, run.queues[platform]))
-                for _ in range(workers[platform])
-            )
         self._active[id(run)] = run
+        run.feeding = len(feeds)
+        for platform, feed in feeds.items():
+            run.queues[platform] = asyncio.Queue()
+            run.workers_per_platform[platform] = 0
+            run.room[platform] = asyncio.Event()
+            run.feeders.append(asyncio.create_task(self._feed(run, platform, feed)))
         try:
+            await asyncio.gather(*run.feeders)
+            if run.remaining == 0:
+                run.release_workers()
             await asyncio.gather(*run.workers)
         finally:
-            for task in [*run.workers, *run.timers]:
+            for task in [*run.feeders, *run.workers, *run.timers]:
                 task.cancel()
-            await asyncio.gather(*run.workers, *run.timers, return_exceptions=True)
+            await asyncio.gather(*run.feeders, *run.workers, *run.timers, return_exceptions=True)
             del self._active[id(run)]
             self._pacer.forget_idle()
         run.report.unfinished = run.remaining
         return run.report
+
+    async def _feed(self, run: _Run, platform: str, feed: JobFeed) -> None:
+        queue, room = run.queues[platform], run.room[platform]
+        try:
+            async for batch in feed:
+                if self.stopping:
+                    return  # the rest stays pending in the store
+                while queue.qsize() >= self.queue_mark and not self.stopping:
+                    room.clear()
+                    await room.wait()
+                for job in batch:
+                    queue.put_nowait(job)
+                run.remaining += len(batch)
+                wanted = min(self._limits[platform].concurrency, run.remaining)
+                while run.workers_per_platform[platform] < wanted and not self.stopping:
+                    run.workers.append(asyncio.create_task(self._worker(run, queue, room)))
+                    run.workers_per_platform[platform] += 1
+        finally:
+            run.feeding -= 1
 
     def stop(self) -> None:
         """Start no new send; sends already in flight finish; the rest stay pending in the store."""
@@ -181,15 +226,21 @@ class Dispatcher:
         for run in self._active.values():
             for timer in run.timers:
                 timer.cancel()
+            for room in run.room.values():
+                room.set()
             run.release_workers()
 
     def workers(self) -> list[asyncio.Task[None]]:
         """The worker tasks of every fan-out under way."""
         return [task for run in self._active.values() for task in run.workers]
 
-    async def _worker(self, run: _Run, queue: asyncio.Queue[Job | None]) -> None:
+    async def _worker(
+        self, run: _Run, queue: asyncio.Queue[Job | None], room: asyncio.Event
+    ) -> None:
         while not self.stopping:
             job = await queue.get()
+            if queue.qsize() < self.queue_mark:
+                room.set()
             if job is None:
                 return
             await self._pacer.acquire(job.subscription.platform, job.subscription.chat_id)
@@ -215,6 +266,7 @@ class Dispatcher:
         except PermanentDeliveryError as err:
             self._store.mark_failed(job.delivery_id, job.attempts, str(err))
             run.report.failed += 1
+            self._observe(subscription.platform, "failed")
             if self._store.note_permanent_failure(subscription.id, self._deactivate_after):
                 run.report.deactivated += 1
                 log.warning(
@@ -230,6 +282,7 @@ class Dispatcher:
             # refused again, and it says nothing about the chat, so no retry and no deactivation
             self._store.mark_failed(job.delivery_id, job.attempts, str(err))
             run.report.failed += 1
+            self._observe(subscription.platform, "failed")
             log.warning("gave up on delivery %d: %s", job.delivery_id, err)
             self._finish(run)
         except Exception as err:
@@ -248,6 +301,7 @@ class Dispatcher:
             # no await between the send and this mark: a crash can repeat only in-flight sends
             self._store.mark_sent(job.delivery_id, subscription.id, job.attempts, self._clock.now())
             run.report.sent += 1
+            self._observe(subscription.platform, "sent")
             self._finish(run)
 
     def _retry_or_give_up(
@@ -263,6 +317,7 @@ class Dispatcher:
         if job.attempts >= self._max_attempts:
             self._store.mark_failed(job.delivery_id, job.attempts, error)
             run.report.failed += 1
+            self._observe(job.subscription.platform, "failed")
             log.warning(
                 "gave up on delivery %d after %d attempts: %s", job.delivery_id, job.attempts, error
             )
@@ -286,7 +341,11 @@ class Dispatcher:
         await self._clock.sleep(delay)
         queue.put_nowait(job)
 
+    def _observe(self, platform: str, outcome: Literal["sent", "failed"]) -> None:
+        if self._observer is not None:
+            self._observer.delivered(platform, outcome)
+
     def _finish(self, run: _Run) -> None:
         run.remaining -= 1
-        if run.remaining == 0:
+        if run.remaining == 0 and run.feeding == 0:
             run.release_workers()

@@ -23,6 +23,8 @@ _EPSILON_S = 1e-6
 # every window is kept 5% longer than the platform's: the server counts sends when they arrive,
 # and network or event-loop jitter can bring two sends closer together than they left
 SAFETY_MARGIN = 0.05
+# the pacer drops the state of chats that no longer constrain anything every this many sends
+FORGET_EVERY = 1000
 
 
 class Clock(Protocol):
@@ -84,9 +86,13 @@ TELEGRAM_LIMITS = PlatformLimits(
 )
 # Discord: 50 requests/s per bot; 5 messages per 5 s per channel
 DISCORD_LIMITS = PlatformLimits(overall=Window(50, 1.0), per_chat=Window(5, 5.0), concurrency=50)
+# webhooks: our own limits, as a good citizen; one post a second per endpoint is what Slack's
+# incoming webhooks allow, and 20 in flight keeps slow endpoints from hogging the others' pace
+WEBHOOK_LIMITS = PlatformLimits(overall=Window(50, 1.0), per_chat=Window(1, 1.0), concurrency=20)
 PLATFORM_LIMITS: Mapping[str, PlatformLimits] = {
     "telegram": TELEGRAM_LIMITS,
     "discord": DISCORD_LIMITS,
+    "webhook": WEBHOOK_LIMITS,
 }
 
 
@@ -121,6 +127,7 @@ class Pacer:
         self._clock = clock
         self._platforms = {name: _Gate((lim.overall,)) for name, lim in limits.items()}
         self._chats: dict[tuple[str, str], _Gate] = {}
+        self._admitted = 0
 
     def _chat(self, platform: str, chat_id: str) -> _Gate:
         gate = self._chats.get((platform, chat_id))
@@ -139,6 +146,10 @@ class Pacer:
                 # check and record with no await between: no other task can take the slot
                 for gate in gates:
                     gate.stamps.append(now)
+                self._admitted += 1
+                if self._admitted % FORGET_EVERY == 0:
+                    # a long fan-out must not keep a gate for every chat it ever sent to
+                    self.forget_idle()
                 return
             await self._clock.sleep(wait)
 

@@ -5,9 +5,11 @@ scheduler, the alert engine and whichever chat front-ends have a token.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -19,6 +21,7 @@ from bot.actions import Actions
 from bot.alerts import AlertEngine
 from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
+from bot.health import Health
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
 from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
 from explainers.chart_service import ChartMaker
@@ -124,6 +127,11 @@ def frontends(settings: Settings, actions: Actions) -> list[Frontend]:
                 token=settings.discord_token, actions=actions, guild_id=settings.discord_guild_id
             )
         )
+    if result:
+        # webhooks ride along with the chat platforms: nothing to start, a session to close
+        from bot.webhook.notifier import WebhookFrontend
+
+        result.append(WebhookFrontend(settings.thresholds, timeout_s=settings.webhooks.timeout_s))
     return result
 
 
@@ -197,6 +205,7 @@ class Jobs:
         store: Store,
         engine: AlertEngine,
         feed: LiquidationFeed | None = None,
+        health: Health | None = None,
         *,
         archive_days: int = 0,
     ) -> None:
@@ -205,14 +214,18 @@ class Jobs:
         self.store = store
         self.engine = engine
         self.feed = feed
+        self.health = health
         self.fanouts: set[asyncio.Task[None]] = set()
 
     async def refresh(self) -> None:
         """Collect, store, explain, then evaluate the alert rule for every subscription."""
+        started = time.perf_counter()
         try:
             refreshed = await self.explainer.refresh()
         except Exception:
             log.exception("refresh failed")
+            if self.health is not None:
+                self.health.refreshed(None, time.perf_counter() - started)
             return
         e = refreshed.explanation
         self.store.set_meta("last_refresh", e.data_time.isoformat())
@@ -225,6 +238,8 @@ class Jobs:
             self.store.set_meta(
                 "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
             )
+        if self.health is not None:
+            self.health.refreshed(e, time.perf_counter() - started)
         # a large fan-out takes minutes at 30 messages/s; the next refresh must not wait for it.
         # Each subscription's state is recorded before any send, so an overlapping evaluation
         # cannot alert the same chat twice.
@@ -347,8 +362,24 @@ async def _serve(
             clock=clock,
         )
         fronts = frontends(settings, actions)
-        engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
-        jobs = Jobs(explainer, store, engine, feed, archive_days=settings.archive_days)
+        health = (
+            Health(
+                store,
+                streams=feed,
+                stale_after_s=settings.health.stale_after_refreshes * settings.refresh_interval_s,
+            )
+            if settings.health.enabled
+            else None
+        )
+        # the alert's chart is drawn once, kept with the alert and carried by every delivery
+        engine = AlertEngine(
+            store,
+            settings.alerts,
+            {f.platform: f.notifier for f in fronts},
+            charts=charts,
+            observer=health,
+        )
+        jobs = Jobs(explainer, store, engine, feed, health, archive_days=settings.archive_days)
         if feed is not None:
             feed.on_crossing = jobs.react
         scheduler = scheduler_for(jobs, settings)
@@ -371,6 +402,13 @@ async def _serve(
                     return EXIT_START_FAILED
                 started.append(front)
                 log.info("%s front-end started", front.platform)
+            if health is not None:
+                await health.start(settings.health.port)
+            # everything the start-up made (modules, clients, settings) lives as long as the
+            # process: kept out of the collector's full passes, which then stay short enough
+            # not to stall the event loop during a large fan-out (bench/fanout_large.py)
+            gc.collect()
+            gc.freeze()
             resume = asyncio.create_task(engine.resume_pending())
             scheduler.start()
             if feed is not None:
@@ -398,6 +436,8 @@ async def _serve(
                 await asyncio.wait(jobs.fanouts)
             for front in reversed(started):
                 await _stop(front)
+            if health is not None:
+                await health.stop()
     return 0
 
 

@@ -22,6 +22,7 @@ gets a 404, so a missing recording shows up as a failed source, never as invente
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -32,6 +33,8 @@ import httpx
 from explainers.models import Replay
 
 DEMO_FOLDER = Path(__file__).parent / "demo" / "aug-2024"
+#: the requests a scenario keeps for inspection: a few refreshes' worth
+REQUESTS_KEPT = 1000
 
 #: sources the recordings hold no responses for: a replay does not ask them (their status says
 #: why) rather than show them as failed
@@ -88,8 +91,11 @@ class Scenario:
     now: datetime
     provenance: str
     responses: list[Recorded]
-    #: every request served, in order, for tests and benchmarks that count upstream calls
-    requests: list[httpx.Request] = field(default_factory=list)
+    #: the last requests served, in order, for tests and benchmarks that look at upstream
+    #: calls; bounded, because `whydown run --demo` serves one refresh after another for as long
+    #: as it runs (`served` counts them all)
+    requests: deque[httpx.Request] = field(default_factory=lambda: deque(maxlen=REQUESTS_KEPT))
+    served: int = 0
 
     @classmethod
     def load(cls, folder: Path = DEMO_FOLDER) -> Scenario:
@@ -127,6 +133,7 @@ class Scenario:
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        self.served += 1
         recorded = self.find(request.url)
         if recorded is None:
             return httpx.Response(404, text="no recorded response for this request")

@@ -553,3 +553,53 @@ def test_pacer_platform_pause_holds_every_chat() -> None:
         return [after_pause, loop.time()]
 
     assert run_virtual(main) == pytest.approx([3.0, 3.0])
+
+
+# --- large audiences: recorded and sent a batch at a time ----------------------------------------
+
+
+async def test_recording_and_sending_in_batches_reaches_everyone_once(store: Store) -> None:
+    clock = ManualClock()
+    notifier = RecordingNotifier("telegram", clock=clock.monotonic)
+    engine = AlertEngine(store, AlertSettings(), {"telegram": notifier}, clock, batch=7)
+    with store.transaction():
+        for chat in range(50):
+            store.subscribe("telegram", str(chat), None, 3, "x")
+    store.subscribe("telegram", "quiet", None, 6, "x")  # needs 6 drivers: not due
+    alert = await engine.evaluate(explanation(3))
+    assert alert is not None
+    assert sorted(t[0][1] for t in notifier.received) == sorted(str(c) for c in range(50))
+    assert {(kind, alert_id) for _, kind, alert_id in notifier.received} == {("alert", alert.id)}
+    assert store.pending_deliveries() == []
+    assert all(s.alerting for s in store.subscriptions() if s.chat_id != "quiet")
+
+
+async def test_resume_in_batches_carries_the_chart_kept_with_the_alert(store: Store) -> None:
+    from bot.store import AlertChart
+
+    clock = ManualClock()
+    chats = [store.subscribe("telegram", str(chat), None, 3, "x") for chat in range(20)]
+    alert = store.add_alert("alert", explanation(3), "k", clock.now())
+    store.set_alert_chart(alert.id, AlertChart(png=b"PNG", caption="c", filename="f.png"))
+    store.add_deliveries(alert.id, [s.id for s in chats], clock.now())
+
+    received: list[bytes | None] = []
+
+    class Charted(RecordingNotifier):
+        async def send(self, subscription: Subscription, message: AlertMessage) -> None:
+            await super().send(subscription, message)
+            received.append(message.chart.png if message.chart else None)
+
+    engine = AlertEngine(store, AlertSettings(), {"telegram": Charted("telegram")}, clock, batch=6)
+    report = await engine.resume_pending()
+    assert report.sent == 20
+    assert received == [b"PNG"] * 20
+
+
+async def test_pacer_forgets_chats_during_a_long_fan_out() -> None:
+    clock = ManualClock()
+    pacer = Pacer(PLATFORM_LIMITS, clock)
+    for chat in range(5000):
+        await pacer.acquire("telegram", str(chat))
+    # a chat's 1 s window is long past for all but the last second's worth of sends
+    assert len(pacer._chats) <= 1000 + 40

@@ -109,8 +109,15 @@ class DiscordNotifier:
             return self._replies.eased(message.explanation)
         return self._replies.alert_intro(message.explanation)
 
-    async def _chart_for(self, explanation: Explanation) -> Chart | None:
-        """The chart of exactly this alert's data, or None (the chart service logs why)."""
+    async def _chart_for(self, message: AlertMessage) -> Chart | None:
+        """The chart kept with the alert, else one of exactly its data, or None (the chart
+        service logs why)."""
+        explanation = message.explanation
+        if message.chart is not None:
+            from explainers.chart_service import Chart
+
+            kept = message.chart
+            return Chart(kept.png, kept.caption, explanation.data_time, kept.filename)
         if self._charts is None:
             return None
         try:
@@ -142,7 +149,7 @@ class DiscordNotifier:
         # a partial channel needs no cache: the bot may not have the guild cached after a restart
         channel = self._client.get_partial_messageable(channel_id)
         embed = alert_embed(message.explanation, self._thresholds)
-        chart = await self._chart_for(message.explanation)
+        chart = await self._chart_for(message)
         file = chart_file(chart) if chart is not None else None
         if file is not None:
             show_image(embed, file)

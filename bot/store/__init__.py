@@ -13,6 +13,7 @@ from bot.store.meta import Meta
 from bot.store.outbox import (
     OUTBOX_KEEP,
     Alert,
+    AlertChart,
     AlertKind,
     AlertSummary,
     Delivery,
@@ -39,6 +40,7 @@ __all__ = [
     "OUTBOX_KEEP",
     "SCHEMA_VERSION",
     "Alert",
+    "AlertChart",
     "AlertKind",
     "AlertSummary",
     "AlreadyRunning",

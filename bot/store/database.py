@@ -24,7 +24,7 @@ from bot.store.archive import Archive
 from bot.store.history import SqliteHistory
 from bot.store.lock import InstanceLock
 from bot.store.meta import Meta
-from bot.store.outbox import Alert, AlertKind, AlertSummary, Delivery, Outbox
+from bot.store.outbox import Alert, AlertChart, AlertKind, AlertSummary, Delivery, Outbox
 from bot.store.schema import migrate, schema_version
 from bot.store.subscriptions import Platform, Subscription, Subscriptions
 from explainers.models import Explanation, Liquidation, LiquidationCoverage, LiquidationHour
@@ -183,10 +183,18 @@ class Store:
         cooldown_s: int | None = None,
         *,
         at: datetime | None = None,
+        secret: str | None = None,
     ) -> Subscription:
         """Subscribe a target, or update and reactivate its existing subscription."""
         return self.subs.subscribe(
-            platform, chat_id, topic_id, min_drivers, subscribed_by, cooldown_s, at=at
+            platform,
+            chat_id,
+            topic_id,
+            min_drivers,
+            subscribed_by,
+            cooldown_s,
+            at=at,
+            secret=secret,
         )
 
     def unsubscribe(self, platform: Platform, chat_id: str, topic_id: int | None) -> bool:
@@ -254,6 +262,37 @@ class Store:
     def pending_deliveries(self) -> list[tuple[Delivery, Subscription]]:
         """Deliveries not yet sent or given up, oldest first, with their subscriptions."""
         return self.outbox.pending()
+
+    def pending_batch(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        upto_id: int | None = None,
+        alert_ids: Iterable[int] = (),
+        platform: str | None = None,
+    ) -> list[tuple[Delivery, Subscription]]:
+        """Up to `limit` pending deliveries with ids above `after_id` (and at most `upto_id`, of
+        these alerts and this platform when named), oldest first, with their subscriptions."""
+        return self.outbox.pending_batch(
+            after_id, limit, upto_id=upto_id, alert_ids=alert_ids, platform=platform
+        )
+
+    def last_delivery_id(self) -> int:
+        """The highest delivery id so far (0 when none)."""
+        return self.outbox.last_delivery_id()
+
+    def pending_count(self) -> int:
+        """Deliveries still pending: the outbox depth."""
+        return self.outbox.pending_count()
+
+    def set_alert_chart(self, alert_id: int, chart: AlertChart) -> None:
+        """Keep an alert's chart with the alert."""
+        self.outbox.set_chart(alert_id, chart)
+
+    def alert_chart(self, alert_id: int) -> AlertChart | None:
+        """The chart kept with an alert, or None."""
+        return self.outbox.chart(alert_id)
 
     def deliveries(self, alert_id: int) -> list[Delivery]:
         """Every delivery of one alert."""

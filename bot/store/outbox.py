@@ -50,6 +50,15 @@ class Alert(AlertSummary):
     explanation: Annotated[Explanation, BeforeValidator(_explanation)]
 
 
+class AlertChart(Row):
+    """The chart an alert was sent with, kept with the alert row: a delivery resumed after a
+    restart carries the very picture the others got, though newer data has come in since."""
+
+    png: bytes
+    caption: str
+    filename: str
+
+
 class Delivery(Row):
     """One alert to one subscription: the outbox row."""
 
@@ -100,6 +109,22 @@ class Outbox:
         except NotFoundError:
             return None
 
+    def set_chart(self, alert_id: int, chart: AlertChart) -> None:
+        """Keep an alert's chart with the alert."""
+        self.db.execute(
+            "UPDATE alerts SET chart_png = ?, chart_caption = ?, chart_filename = ? WHERE id = ?",
+            (chart.png, chart.caption, chart.filename, alert_id),
+        )
+
+    def chart(self, alert_id: int) -> AlertChart | None:
+        """The chart kept with an alert, or None."""
+        row = self.db.execute(
+            "SELECT chart_png, chart_caption, chart_filename FROM alerts WHERE id = ?", (alert_id,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return AlertChart(png=row[0], caption=row[1] or "", filename=row[2] or "whydown-chart.png")
+
     def recent_alerts(self, limit: int = 10) -> list[AlertSummary]:
         """The last alerts (not the eased follow-ups), newest first: the data for /history."""
         rows = self.alerts.rows_where(
@@ -135,6 +160,16 @@ class Outbox:
                 )
         return new
 
+    def queue(self, alert_id: int, subscription_ids: Iterable[int], at: datetime) -> None:
+        """Queue the alert for each subscription (one already queued is left as it is): the
+        fast path of `add_deliveries` for large audiences, returning nothing."""
+        created = stamp(at)
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO deliveries (alert_id, subscription_id, created_at) "
+            "VALUES (?, ?, ?)",
+            [(alert_id, sid, created) for sid in subscription_ids],
+        )
+
     def pending(self) -> list[tuple[Delivery, Subscription]]:
         """Deliveries not yet sent or given up, oldest first, with their subscriptions."""
         with self.db.atomic():
@@ -143,6 +178,81 @@ class Outbox:
                 "id IN (SELECT subscription_id FROM deliveries WHERE status = 'pending')"
             )
         return [(Delivery.model_validate(row), targets[row["subscription_id"]]) for row in rows]
+
+    def pending_batch(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        upto_id: int | None = None,
+        alert_ids: Iterable[int] = (),
+        platform: str | None = None,
+    ) -> list[tuple[Delivery, Subscription]]:
+        """Up to `limit` pending deliveries with ids above `after_id` (at most `upto_id`; of
+        `alert_ids` and to `platform` when given), oldest first, with their subscriptions."""
+        where = "status = 'pending' AND id > ?"
+        args: list[Any] = [after_id]
+        if platform is not None:
+            where += " AND subscription_id IN (SELECT id FROM subscriptions WHERE platform = ?)"
+            args.append(platform)
+        if upto_id is not None:
+            where += " AND id <= ?"
+            args.append(upto_id)
+        alerts = list(alert_ids)
+        if alerts:
+            where += f" AND alert_id IN ({', '.join('?' * len(alerts))})"
+            args.extend(alerts)
+        with self.db.atomic():
+            rows = list(self.deliveries.rows_where(where, args, order_by="id", limit=limit))
+            ids = sorted({row["subscription_id"] for row in rows})
+            targets = (
+                self.subscriptions.by_id_where(f"id IN ({', '.join('?' * len(ids))})", ids)
+                if ids
+                else {}
+            )
+        return [(Delivery.model_validate(row), targets[row["subscription_id"]]) for row in rows]
+
+    def fail_pending(
+        self,
+        error: str,
+        *,
+        upto_id: int,
+        created_before: datetime | None = None,
+        inactive: bool = False,
+    ) -> int:
+        """Give up on pending deliveries up to `upto_id` created before a time, or whose
+        subscription is no longer active; return how many."""
+        where = "status = 'pending' AND id <= ?"
+        args: list[Any] = [upto_id]
+        if created_before is not None:
+            where += " AND created_at < ?"
+            args.append(stamp(created_before))
+        if inactive:
+            where += " AND subscription_id IN (SELECT id FROM subscriptions WHERE active = 0)"
+        cursor = self.db.execute(
+            f"UPDATE deliveries SET status = 'failed', last_error = ? WHERE {where}", [error, *args]
+        )
+        return cursor.rowcount
+
+    def pending_counts(self, upto_id: int | None = None) -> dict[str, int]:
+        """Pending deliveries per platform (up to `upto_id`)."""
+        rows = self.db.execute(
+            "SELECT s.platform, count(*) FROM deliveries d JOIN subscriptions s "
+            "ON s.id = d.subscription_id WHERE d.status = 'pending' AND (? IS NULL OR d.id <= ?) "
+            "GROUP BY s.platform",
+            (upto_id, upto_id),
+        )
+        return dict(rows.fetchall())
+
+    def last_delivery_id(self) -> int:
+        """The highest delivery id so far (0 when none)."""
+        row = self.db.execute("SELECT max(id) FROM deliveries").fetchone()
+        return int(row[0] or 0)
+
+    def pending_count(self) -> int:
+        """Deliveries still pending."""
+        row = self.db.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()
+        return int(row[0])
 
     def of_alert(self, alert_id: int) -> list[Delivery]:
         """Every delivery of one alert."""

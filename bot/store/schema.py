@@ -133,11 +133,27 @@ def _v3_liquidation_minutes(db: sqlite_utils.Database) -> None:
         )
 
 
+def _v4_alert_charts_and_webhook_secrets(db: sqlite_utils.Database) -> None:
+    """An alert's chart is part of the alert: its PNG, caption and file name are kept with the
+    alert row, so deliveries resumed after a restart still carry it. Webhook subscriptions keep
+    the secret their payloads are signed with (NULL: unsigned; chats never have one)."""
+    for statement in (
+        "ALTER TABLE alerts ADD COLUMN chart_png BLOB",
+        "ALTER TABLE alerts ADD COLUMN chart_caption TEXT",
+        "ALTER TABLE alerts ADD COLUMN chart_filename TEXT",
+        "ALTER TABLE subscriptions ADD COLUMN secret TEXT",
+        # pending deliveries are read in id batches: the status index serves them
+        "CREATE INDEX deliveries_pending ON deliveries (status, id)",
+    ):
+        db.execute(statement)
+
+
 #: ordered migrations; index + 1 is the schema version each one produces. Never edit a released one.
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_base_tables,
     _v2_alert_kinds_and_easing,
     _v3_liquidation_minutes,
+    _v4_alert_charts_and_webhook_secrets,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

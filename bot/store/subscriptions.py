@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlite_utils
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from bot.store.rows import Row, StoredTime, stamp
 
 MIN_DRIVERS_LOWEST = 2
 MIN_DRIVERS_HIGHEST = 6
 
-Platform = Literal["telegram", "discord"]
+#: "webhook": an HTTP(S) endpoint; its URL is the chat id, and it may have a signing secret
+Platform = Literal["telegram", "discord", "webhook"]
 
 #: one target: a topic of None is the chat itself (``topic_id IS ?`` matches NULL too)
 _TARGET = "platform = ? AND chat_id = ? AND topic_id IS ?"
@@ -37,6 +38,7 @@ class Subscription(Row):
     last_alert_drivers: int | None = None
     last_alert_drop: float | None = None
     alerting: bool = False  # alerted, and the condition has not clearly eased since
+    secret: SecretStr | None = None  # a webhook's signing secret; prints as "**********"
 
 
 class Subscriptions:
@@ -56,15 +58,19 @@ class Subscriptions:
         cooldown_s: int | None = None,
         *,
         at: datetime | None = None,
+        secret: str | None = None,
     ) -> Subscription:
-        """Subscribe a target, or update and reactivate its existing subscription."""
+        """Subscribe a target, or update and reactivate its existing subscription (a webhook's
+        `secret` is replaced by the one given, None included)."""
         if not MIN_DRIVERS_LOWEST <= min_drivers <= MIN_DRIVERS_HIGHEST:
             raise ValueError(
                 f"min_drivers must be {MIN_DRIVERS_LOWEST} to {MIN_DRIVERS_HIGHEST}, "
                 f"not {min_drivers}"
             )
         now = stamp(at or datetime.now(UTC))
-        settings = {"min_drivers": min_drivers, "cooldown_s": cooldown_s}
+        settings: dict[str, Any] = {"min_drivers": min_drivers, "cooldown_s": cooldown_s}
+        if platform == "webhook":
+            settings["secret"] = secret
         with self.db.atomic():
             existing = self.get(platform, chat_id, topic_id)
             if existing is None:
@@ -80,6 +86,13 @@ class Subscriptions:
             subscription = self.get(platform, chat_id, topic_id)
         assert subscription is not None
         return subscription
+
+    def deactivate(self, subscription_id: int) -> bool:
+        """Deactivate a subscription by id; False when there was no active one."""
+        cursor = self.db.execute(
+            "UPDATE subscriptions SET active = 0 WHERE id = ? AND active = 1", (subscription_id,)
+        )
+        return cursor.rowcount > 0
 
     def unsubscribe(self, platform: Platform, chat_id: str, topic_id: int | None) -> bool:
         """Deactivate a subscription; False when there was no active one."""
@@ -103,6 +116,17 @@ class Subscriptions:
         """The subscriptions matching an SQL condition, by id."""
         rows = self.table.rows_where(where, where_args)
         return {row["id"]: Subscription.model_validate(row) for row in rows}
+
+    def batch(self, after_id: int, limit: int, active_only: bool = True) -> list[Subscription]:
+        """Up to `limit` subscriptions with ids above `after_id`, in id order: a large audience
+        is read a batch at a time."""
+        rows = self.table.rows_where(
+            "id > ? AND (? = 0 OR active = 1)",
+            (after_id, int(active_only)),
+            order_by="id",
+            limit=limit,
+        )
+        return [Subscription.model_validate(row) for row in rows]
 
     def find(
         self, active_only: bool = True, platform: Platform | None = None

@@ -117,7 +117,7 @@ class TelegramNotifier:
         except TelegramError as err:
             raise delivery_error(err) from err
         # A "pressure eased" note goes as text: the alert before it already carried the picture.
-        if self._charts is not None and message.kind == "alert":
+        if message.kind == "alert" and (message.chart is not None or self._charts is not None):
             task = asyncio.create_task(
                 self._attach_chart(self._charts, chat_id, subscription.topic_id, message)
             )
@@ -145,11 +145,18 @@ class TelegramNotifier:
         )
 
     async def _attach_chart(
-        self, charts: ChartMaker, chat_id: str, topic_id: int | None, message: AlertMessage
+        self,
+        charts: ChartMaker | None,
+        chat_id: str,
+        topic_id: int | None,
+        message: AlertMessage,
     ) -> None:
-        """Post the alert's chart after its text, when there is one for the alert's data."""
+        """Post the alert's chart after its text: the one kept with the alert, else one drawn
+        now when the alert's data is still the latest."""
         try:
-            chart = await charts.for_alert(message.explanation, timeout_s=CHART_WAIT_S)
+            chart = kept_chart(message)
+            if chart is None and charts is not None:
+                chart = await charts.for_alert(message.explanation, timeout_s=CHART_WAIT_S)
             if chart is None:
                 return  # the chart service logged why
             if self._file_id(chart) is None:
@@ -184,6 +191,14 @@ class TelegramNotifier:
         if self._uploaded is not None and self._uploaded[0] == _chart_key(chart):
             return self._uploaded[1]
         return None
+
+
+def kept_chart(message: AlertMessage) -> Chart | None:
+    """The chart kept with the alert, as the chart service's Chart."""
+    kept = message.chart
+    if kept is None:
+        return None
+    return Chart(kept.png, kept.caption, message.explanation.data_time, kept.filename)
 
 
 def _chart_key(chart: Chart) -> tuple[datetime, str]:
