@@ -214,13 +214,18 @@ class Actions:
         alert_settings: AlertSettings,
         charts: ChartMaker | None = None,
         clock: Callable[[], datetime] = utcnow,
+        on_coin_asked: Callable[[str], object] | None = None,
     ) -> None:
+        """on_coin_asked: told the symbol ("DOGE") of each coin a /why answer was given for
+        (the runner streams its liquidations); it must return at once, and a failure in it
+        never costs the answer."""
         self.explainer = explainer
         self.store = store
         self.thresholds = thresholds
         self.alert_settings = alert_settings
         self.charts = charts  # None: /chart says in words that it has no chart; alerts are text
         self.clock = clock
+        self.on_coin_asked = on_coin_asked
 
     def replies(self, platform: Platform, flavour: Flavour) -> Replies:
         """The replies of a platform in one markup, with this bot's thresholds and cooldown."""
@@ -233,7 +238,13 @@ class Actions:
 
     async def why(self, coin: str | None = None) -> Explanation:
         """/why [coin]: the answer for the market, or for one coin."""
-        return await answer(self.explainer, coin)
+        explanation = await answer(self.explainer, coin)
+        if explanation.coin is not None and self.on_coin_asked is not None:
+            try:
+                self.on_coin_asked(explanation.coin.symbol.upper())
+            except Exception:
+                log.exception("the hook for a coin asked about failed")
+        return explanation
 
     async def latest(self, coin: str | None = None) -> Explanation:
         """The answer from the latest refresh, without a new one (a Details press shows the

@@ -49,6 +49,9 @@ class StreamSettings(BaseModel):
     bybit: BybitStream = Field(default_factory=BybitStream)
     okx: OkxStream = Field(default_factory=OkxStream)
     binance: BinanceStream = Field(default_factory=BinanceStream)
+    # coins asked about with /why COIN streamed besides `coins`; one more drops the one asked
+    # least recently (0: stream only `coins`)
+    extra_coins_max: int = Field(10, ge=0)
     # at most one immediate alert evaluation per this many seconds when streamed long
     # liquidations cross the liquidation driver's threshold
     alert_debounce_s: float = Field(60.0, ge=0)

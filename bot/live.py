@@ -5,6 +5,7 @@
 in a worker thread (one batch at a time, from a bounded buffer), records the streams' gaps, keeps
 a per-minute rolling tally per side for the liquidation driver's thresholds and, when streamed
 long liquidations cross them, asks for an alert evaluation at once (debounced, one at a time).
+A coin asked about with `/why COIN` is streamed too (`coin_asked`), the last few of them at most.
 
 `BackfillHistory` wraps the explainer's history so REST polls (OKX's liquidation orders) add only
 what the live streams did not already deliver: REST stays the backfill after a start or a gap.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -50,6 +52,10 @@ Clock = Callable[[], datetime]
 #: streamed events remembered to recognise the same order in a later REST poll
 STREAMED_KEYS = 50_000
 Trigger = Callable[[], Awaitable[None]]
+#: coin -> OKX coins per contract of its USDT swap; raises when OKX lists no such swap
+ContractValue = Callable[[str], Awaitable[float]]
+#: what a coin symbol streamed on request may look like (it becomes part of a topic name)
+COIN_SYMBOL = re.compile(r"[A-Z0-9]{1,20}")
 
 #: the exchange name a venue's rows carry: the same as its REST source's, so a venue polled and
 #: streamed is one venue in the history
@@ -215,8 +221,15 @@ class LiquidationFeed:
         batch_size: int = 500,
         max_buffered: int = 20_000,
         client_options: Mapping[str, Any] | None = None,
+        extra_coins_max: int = 10,
+        contract_value: ContractValue | None = None,
     ) -> None:
         """venues: venue -> websocket URL (None: the client's default).
+        coins: streamed from the start and for good.
+        extra_coins_max: coins asked about (`coin_asked`) streamed besides `coins`; asking for
+            one more drops the one asked least recently. 0: none.
+        contract_value: looks up an OKX contract value for a coin asked about (None: OKX
+            streams only the coins whose contract value it knows).
         on_crossing: awaited when streamed longs cross the thresholds (after the events that
             crossed them are written), at most once per `debounce_s`, never twice at once.
         max_buffered: events waiting to be written beyond this hold the stream clients back.
@@ -231,6 +244,13 @@ class LiquidationFeed:
         self.batch_size = batch_size
         self.max_buffered = max_buffered
         options = {"clock": clock, **(client_options or {})}
+        self.coins = list(dict.fromkeys(c.upper() for c in coins))
+        self.extra_coins_max = extra_coins_max
+        self.contract_value = contract_value
+        # coins asked about, least recently asked first
+        self._extra: OrderedDict[str, None] = OrderedDict()
+        self._watch_lock = asyncio.Lock()
+        self._watching: set[asyncio.Task[bool]] = set()
         self.clients: list[LiquidationStream] = []
         for venue, url in venues.items():
             venue_coins = [c.upper() for c in coins]
@@ -290,6 +310,11 @@ class LiquidationFeed:
         """Wait until everything queued so far is written."""
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
+
+    async def watched(self) -> None:
+        """Wait until every coin asked about so far is added to the streams (tests, benches)."""
+        while self._watching:
+            await asyncio.wait(set(self._watching))
 
     async def reaction_done(self) -> None:
         """Wait for the evaluation under way, if any (tests, benchmarks)."""
@@ -414,6 +439,65 @@ class LiquidationFeed:
             await trigger()
         except Exception:
             log.exception("the evaluation after a liquidation crossing failed")
+
+    # --- coins asked about -------------------------------------------------------------
+
+    @property
+    def extra_coins(self) -> list[str]:
+        """The coins streamed because they were asked about, least recently asked first."""
+        return list(self._extra)
+
+    def coin_asked(self, coin: str) -> None:
+        """A user asked about `coin` (a symbol the market data knows): stream it from now on,
+        in the background (the answer does not wait for it)."""
+        task = asyncio.create_task(self.watch_coin(coin))
+        self._watching.add(task)
+        task.add_done_callback(self._watching.discard)
+
+    async def watch_coin(self, coin: str) -> bool:
+        """Add `coin`'s USDT perpetual to every stream that can read it; True if the set of
+        streamed coins changed. A coin asked again becomes the most recent; beyond
+        `extra_coins_max` the least recently asked one is dropped."""
+        coin = coin.strip().upper()
+        if (
+            self.extra_coins_max <= 0
+            or not COIN_SYMBOL.fullmatch(coin)
+            or coin in self.coins
+            or not self.clients
+        ):
+            return False
+        async with self._watch_lock:
+            known = coin in self._extra
+            self._extra[coin] = None
+            self._extra.move_to_end(coin)
+            dropped: list[str] = []
+            while len(self._extra) > self.extra_coins_max:
+                dropped.append(self._extra.popitem(last=False)[0])
+            await self._okx_contract_value(coin)
+            wanted = self.coins + list(self._extra)
+            for client in self.clients:
+                try:
+                    await client.set_coins(wanted)
+                except Exception:
+                    log.exception("%s stream: could not add %s", client.venue, coin)
+            if not known:
+                log.info(
+                    "streaming %s liquidations on request%s",
+                    coin,
+                    f" (dropped {', '.join(dropped)})" if dropped else "",
+                )
+            return not known or bool(dropped)
+
+    async def _okx_contract_value(self, coin: str) -> None:
+        """Learn the OKX contract value of `coin` once; without it OKX skips the coin (its
+        status says so)."""
+        okx = next((c for c in self.clients if isinstance(c, OkxLiquidations)), None)
+        if okx is None or coin in okx.contract_values or self.contract_value is None:
+            return
+        try:
+            okx.add_contract_values({coin: await self.contract_value(coin)})
+        except Exception as err:
+            log.info("OKX stream: no contract value for %s (%s)", coin, err)
 
     # --- what the rest of the bot reads -------------------------------------------------
 

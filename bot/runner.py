@@ -10,7 +10,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -30,8 +30,10 @@ from explainers.history import History
 from explainers.models import Explanation, Replay
 from explainers.replay import Scenario, not_recorded
 from explainers.service import Explainer
+from explainers.sources import okx
 from explainers.sources.http import USER_AGENT, limit_body
 from explainers.streams import StreamStatus, Venue
+from explainers.streams.okx import okx_swap
 
 log = logging.getLogger("whydown.runner")
 
@@ -181,7 +183,21 @@ def feed_for(
         debounce_s=streams.alert_debounce_s,
         clock=clock,
         gap_memory=MetaGapMemory(store),
+        extra_coins_max=streams.extra_coins_max,
     )
+
+
+def okx_contract_value(
+    client: httpx.AsyncClient, settings: Settings
+) -> Callable[[str], Awaitable[float]]:
+    """The OKX contract value of a coin's USDT swap, read once through the sources layer."""
+
+    async def lookup(coin: str) -> float:
+        inst_id = okx_swap(coin)
+        values = await okx.fetch_contract_values(client, settings.sources, [inst_id])
+        return values[inst_id]
+
+    return lookup
 
 
 def _status_json(status: StreamStatus) -> dict[str, object]:
@@ -193,6 +209,8 @@ def _status_json(status: StreamStatus) -> dict[str, object]:
         "connected_since": status.connected_since.isoformat() if status.connected_since else None,
         "last_event_at": status.last_event_at.isoformat() if status.last_event_at else None,
         "events_total": status.events_total,
+        "coins": list(status.coins),
+        "skipped": list(status.skipped),
     }
 
 
@@ -360,7 +378,11 @@ async def _serve(
             alert_settings=settings.alerts,
             charts=charts,
             clock=clock,
+            # a coin asked about is streamed too
+            on_coin_asked=feed.coin_asked if feed is not None else None,
         )
+        if feed is not None:
+            feed.contract_value = okx_contract_value(client, settings)
         fronts = frontends(settings, actions)
         health = (
             Health(
@@ -488,6 +510,8 @@ def status_report(settings: Settings) -> str:
                 f"  {st['venue']:<10} {st['state']}{note}, {st['coverage']}, "
                 f"{st['events_total']} events, last {st['last_event_at'] or 'none yet'}"
             )
+            if st.get("skipped"):
+                lines.append(f"  {'':<10} not streamed: {'; '.join(st['skipped'])}")
     if alerts:
         a = alerts[0]
         lines.append(

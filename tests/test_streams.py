@@ -26,6 +26,7 @@ from explainers.streams import binance as binance_stream
 from explainers.streams import bybit as bybit_stream
 from explainers.streams import okx as okx_stream
 from tests.ws_venue import (
+    BybitRequests,
     Connection,
     FakeClock,
     FakeVenue,
@@ -558,3 +559,97 @@ async def test_a_failing_sink_does_not_stop_the_stream() -> None:
         status = await until(client, lambda s: s.events_total == 2)
         await client.stop()
     assert len(sink.batches) == 2 and status.state == "ok" and status.attempts == 1
+
+
+# --- coins added and dropped while streaming --------------------------------------------------
+
+
+async def test_bybit_subscribes_a_coin_added_on_the_live_socket_and_unsubscribes_it() -> None:
+    doge = bybit_frame(
+        [bybit_item(ms(datetime(2026, 10, 9, 12, tzinfo=UTC)), "Buy", "1000", "0.1", "DOGEUSDT")],
+        symbol="DOGEUSDT",
+    )
+    script = BybitRequests({"allLiquidation.DOGEUSDT": [doge]})
+    async with FakeVenue([script]) as venue:
+        client, sink = make_client(BybitLiquidations, venue.url, clock=FakeClock())
+        client.start()
+        first = await script.next_request()
+        await until(client, lambda s: s.state == "ok")
+        await client.set_coins(["BTC", "ETH", "SOL", "DOGE"])
+        watch = await script.next_request()
+        status = await until(client, lambda s: s.events_total == 1)
+        await client.set_coins(["BTC", "ETH", "SOL"])
+        drop = await script.next_request()
+        await client.stop()
+    assert first == {
+        "req_id": "liquidations",
+        "op": "subscribe",
+        "args": ["allLiquidation.BTCUSDT", "allLiquidation.ETHUSDT", "allLiquidation.SOLUSDT"],
+    }
+    assert watch == {"req_id": "watch:DOGE", "op": "subscribe", "args": ["allLiquidation.DOGEUSDT"]}
+    assert drop == {"req_id": "drop:DOGE", "op": "unsubscribe", "args": ["allLiquidation.DOGEUSDT"]}
+    assert [(e.coin, e.side, e.usd) for e in sink.events] == [("DOGE", "long", 100.0)]
+    assert status.coins == ("BTC", "ETH", "SOL", "DOGE") and status.skipped == ()
+    assert client.status().coins == ("BTC", "ETH", "SOL")
+    assert status.attempts == 1 and status.unknown == 0  # the acks ended nothing
+
+
+async def test_bybit_refusing_an_added_coin_drops_it_and_keeps_the_session() -> None:
+    script = BybitRequests(unlisted=["allLiquidation.NOPEUSDT"])
+    async with FakeVenue([script]) as venue:
+        client, _ = make_client(BybitLiquidations, venue.url, clock=FakeClock())
+        client.start()
+        await script.next_request()
+        await until(client, lambda s: s.state == "ok")
+        await client.set_coins(["BTC", "NOPE"])
+        await script.next_request()  # the refused watch
+        status = await until(client, lambda s: s.skipped != ())
+        await client.stop()
+    assert status.skipped == ("NOPE: not listed (subscription refused)",)
+    assert status.coins == ("BTC",)  # ETH and SOL were dropped by the caller
+    assert (status.state, status.attempts, status.reason) == ("ok", 1, None)
+    assert [m["req_id"] for m in script.log] == [
+        "liquidations",
+        "drop:ETH",
+        "drop:SOL",
+        "watch:NOPE",
+    ]
+
+
+async def test_bybit_reconnects_with_added_coins_in_requests_of_their_own() -> None:
+    client = BybitLiquidations(RecordingSink(), coins=["BTC"])
+    await client.set_coins(["BTC", "DOGE", "PEPE"])  # not connected: nothing is sent
+    assert [json.loads(m) for m in client.subscribe_messages()] == [
+        {"req_id": "liquidations", "op": "subscribe", "args": ["allLiquidation.BTCUSDT"]},
+        {"req_id": "watch:DOGE", "op": "subscribe", "args": ["allLiquidation.DOGEUSDT"]},
+        {"req_id": "watch:PEPE", "op": "subscribe", "args": ["allLiquidation.PEPEUSDT"]},
+    ]
+
+
+async def test_okx_streams_an_added_coin_once_its_contract_value_is_known() -> None:
+    at = ms(datetime(2026, 10, 9, 12, tzinfo=UTC))
+    client = OkxLiquidations(RecordingSink(), coins=["BTC"])
+    frame = okx_frame([okx_detail(at, "long", "sell", "3", "0.1")], inst_id="DOGE-USDT-SWAP")
+    await client.set_coins(["BTC", "DOGE"])
+    assert client.parse(frame).kind == "ignored"
+    assert (client.status().coins, client.status().skipped) == (
+        ("BTC",),
+        ("DOGE: no contract value",),
+    )
+    client.add_contract_values({"DOGE": 1000.0})
+    await client.set_coins(["BTC", "DOGE"])
+    (event,) = client.parse(frame).events
+    assert (event.coin, event.quantity, event.usd) == ("DOGE", 3000.0, 300.0)
+    assert (client.status().coins, client.status().skipped) == (("BTC", "DOGE"), ())
+
+
+async def test_binance_widens_its_filter_to_an_added_coin() -> None:
+    at = ms(datetime(2026, 10, 9, 12, tzinfo=UTC))
+    client = BinanceLiquidations(RecordingSink(), coins=["BTC"])
+    frame = binance_frame(at, "SELL", "500", "0.2", symbol="DOGEUSDT")
+    assert client.parse(frame).kind == "ignored"
+    await client.set_coins(["BTC", "DOGE"])
+    (event,) = client.parse(frame).events
+    assert (event.coin, event.side, event.usd) == ("DOGE", "long", 100.0)
+    with pytest.raises(ValueError, match="at least one coin"):
+        await client.set_coins([])

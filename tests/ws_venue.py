@@ -255,3 +255,45 @@ def binance_frame(ms: int, side: str, z: str, ap: str, symbol: str = "BTCUSDT") 
             },
         }
     )
+
+
+class BybitRequests:
+    """A Bybit linear socket that answers every subscribe and unsubscribe request as Bybit does:
+    an ack echoing the `req_id`, or, for a topic in `unlisted`, a refusal. After acknowledging a
+    topic it pushes that topic's frames from `frames` (topic -> frames). Every request read is
+    kept, in order, and handed to `requests` as it arrives."""
+
+    def __init__(
+        self, frames: dict[str, list[str]] | None = None, unlisted: Sequence[str] = ()
+    ) -> None:
+        self.frames = frames or {}
+        self.unlisted = set(unlisted)
+        self.requests: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.log: list[dict[str, Any]] = []
+
+    async def __call__(self, conn: Connection) -> None:
+        try:
+            while True:
+                message = json.loads(await conn.recv())
+                if message.get("op") == "ping":
+                    await conn.send(fixture("bybit_ws_pong_linear.json"))
+                    continue
+                self.log.append(message)
+                self.requests.put_nowait(message)
+                refused = [t for t in message.get("args", []) if t in self.unlisted]
+                answer = {
+                    "success": not refused,
+                    "ret_msg": f"error:handler not found,topic:{refused[0]}" if refused else "",
+                    "conn_id": "db2937jvnhjo7n76nht0-ce4a",
+                    "req_id": message.get("req_id", ""),
+                    "op": message.get("op"),
+                }
+                await conn.send(json.dumps(answer))
+                if message.get("op") == "subscribe" and not refused:
+                    for topic in message.get("args", []):
+                        await conn.send(*self.frames.get(topic, []))
+        except ConnectionClosed:
+            pass
+
+    async def next_request(self, timeout: float = 5.0) -> dict[str, Any]:
+        return await asyncio.wait_for(self.requests.get(), timeout)

@@ -92,10 +92,13 @@ def usd_of(quantity: float, price: float) -> float:
 class Parsed:
     """What one frame turned out to be."""
 
-    kind: Literal["events", "ack", "rejected", "pong", "ignored", "unknown", "malformed"]
+    kind: Literal[
+        "events", "ack", "rejected", "coin_refused", "pong", "ignored", "unknown", "malformed"
+    ]
     events: list[LiquidationEvent] = field(default_factory=list)
     #: liquidation items dropped inside an otherwise usable frame
     bad_items: int = 0
+    #: "coin_refused": the coin; otherwise what was wrong or ignored
     detail: str = ""
 
 
@@ -197,9 +200,13 @@ class LiquidationStream(ABC):
             (off unless the venue or the caller asks for them).
         """
         self.sink = sink
-        self.coins = tuple(c.upper() for c in coins)
+        self.coins = tuple(dict.fromkeys(c.upper() for c in coins))
         if not self.coins:
             raise ValueError("at least one coin is needed")
+        #: the coins given at construction (later ones come and go through `set_coins`)
+        self.configured_coins = self.coins
+        #: coin -> why it is not streamed here, for the status
+        self._skipped: dict[str, str] = {}
         self.url = url or self.default_url
         self._clock = clock
         self._sleep = sleep
@@ -253,6 +260,19 @@ class LiquidationStream(ABC):
     def parse(self, text: str) -> Parsed:
         """Read one text frame; never raises for bad input (returns kind "malformed")."""
 
+    def streamable(self, coins: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        """The coins this venue can stream, and the others with why (all, by default)."""
+        return list(coins), {}
+
+    @abstractmethod
+    def coins_changed(self) -> None:
+        """`self.coins` changed: rebuild what the parser filters on."""
+
+    def change_messages(self, added: Sequence[str], removed: Sequence[str]) -> list[str]:
+        """Text frames that tell the live socket about added and removed coins (none by
+        default: a venue that pushes every symbol on one channel only filters differently)."""
+        return []
+
     # --- public API ---------------------------------------------------------------------
 
     def status(self) -> StreamStatus:
@@ -272,7 +292,46 @@ class LiquidationStream(ABC):
             attempts=self._attempts,
             next_attempt_at=self._next_attempt_at,
             gap_since=self._gap.start if self._gap else None,
+            coins=self.coins,
+            skipped=tuple(f"{coin}: {why}" for coin, why in self._skipped.items()),
         )
+
+    async def set_coins(self, coins: Sequence[str]) -> None:
+        """Stream these coins from now on. A coin the venue cannot stream is skipped (and named
+        in the status); the live socket, if any, is told at once where the venue needs it, and
+        a later connection subscribes to the new set."""
+        wanted = list(dict.fromkeys(c.upper() for c in coins))
+        if not wanted:
+            raise ValueError("at least one coin is needed")
+        kept, skipped = self.streamable(wanted)
+        if not kept:
+            raise ValueError("none of these coins can be streamed here")
+        added = [c for c in kept if c not in self.coins]
+        removed = [c for c in self.coins if c not in kept]
+        self.coins = tuple(kept)
+        self._skipped = skipped
+        self.coins_changed()
+        ws = self._ws
+        if ws is not None and (added or removed):
+            for message in self.change_messages(added, removed):
+                try:
+                    await ws.send(message)
+                except ConnectionClosed:
+                    break  # the next connection subscribes to the new set
+        if added or removed:
+            log.info(
+                "%s liquidation stream: now %s", self.venue, ", ".join(self.coins) or "nothing"
+            )
+        self._notify()
+
+    def _refuse_coin(self, coin: str, reason: str) -> None:
+        """The venue refused a coin added later: stop asking for it, say so in the status."""
+        if coin not in self.coins or coin in self.configured_coins:
+            return
+        self.coins = tuple(c for c in self.coins if c != coin)
+        self._skipped[coin] = reason
+        self.coins_changed()
+        log.info("%s liquidation stream: %s refused (%s)", self.venue, coin, reason)
 
     async def wait_for(self, predicate: Callable[[StreamStatus], bool]) -> StreamStatus:
         """Wait until the status satisfies `predicate` (wrap in a timeout)."""
@@ -468,6 +527,8 @@ class LiquidationStream(ABC):
             parsed = Parsed("malformed", detail="parser error")
         if parsed.kind == "rejected":
             raise SubscriptionRejected(f"subscription refused ({parsed.detail})")
+        if parsed.kind == "coin_refused":
+            self._refuse_coin(parsed.detail, "not listed (subscription refused)")
         if parsed.kind == "ack":
             await self._mark_subscribed()
         elif parsed.kind == "events":

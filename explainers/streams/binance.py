@@ -50,6 +50,9 @@ class BinanceLiquidations(LiquidationStream):
         super().__init__(*args, **kwargs)
         self.symbols = {binance_symbol(coin): coin for coin in self.coins}
 
+    def coins_changed(self) -> None:
+        self.symbols = {binance_symbol(coin): coin for coin in self.coins}
+
     def subscribe_messages(self) -> list[str]:
         return []
 

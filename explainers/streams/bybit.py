@@ -7,11 +7,16 @@ liquidated, the opposite of Binance's order side), `v` is in coins and `p` is th
 price, both strings; `T` is milliseconds. Control frames carry no `topic`: the linear ack is
 ``{"success":true,"ret_msg":"","op":"subscribe",...}`` and the pong echoes ``"op":"ping"`` with
 ``"ret_msg":"pong"``. The client sends ``{"op":"ping"}`` every 20 s.
+
+A coin added later (`set_coins`) is subscribed on the live socket in a request of its own,
+``req_id`` ``watch:<COIN>``, so a refusal (a symbol Bybit does not list) names that coin and
+drops it instead of ending the session; a dropped coin is unsubscribed (``drop:<COIN>``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from explainers.streams.base import (
@@ -32,6 +37,9 @@ TOPIC = "allLiquidation"
 #: topics per subscribe request (Bybit caps the args of one request)
 ARGS_PER_REQUEST = 10
 SIDES: dict[str, Side] = {"Buy": "long", "Sell": "short"}
+#: req_id prefixes of the requests for coins added and dropped after the start
+WATCH = "watch:"
+DROP = "drop:"
 
 
 def bybit_symbol(coin: str) -> str:
@@ -50,9 +58,14 @@ class BybitLiquidations(LiquidationStream):
         super().__init__(*args, **kwargs)
         self.symbols = {bybit_symbol(coin): coin for coin in self.coins}
 
+    def coins_changed(self) -> None:
+        self.symbols = {bybit_symbol(coin): coin for coin in self.coins}
+
     def subscribe_messages(self) -> list[str]:
-        topics = [f"{TOPIC}.{symbol}" for symbol in self.symbols]
-        return [
+        topics = [
+            f"{TOPIC}.{bybit_symbol(coin)}" for coin in self.coins if coin in self.configured_coins
+        ]
+        batches = [
             json.dumps(
                 {
                     "req_id": "liquidations",
@@ -61,6 +74,13 @@ class BybitLiquidations(LiquidationStream):
                 }
             )
             for i in range(0, len(topics), ARGS_PER_REQUEST)
+        ]
+        added = [coin for coin in self.coins if coin not in self.configured_coins]
+        return batches + self.change_messages(added, [])
+
+    def change_messages(self, added: Sequence[str], removed: Sequence[str]) -> list[str]:
+        return [_request("unsubscribe", DROP, coin) for coin in removed] + [
+            _request("subscribe", WATCH, coin) for coin in added
         ]
 
     def parse(self, text: str) -> Parsed:
@@ -120,12 +140,23 @@ class BybitLiquidations(LiquidationStream):
         )
 
 
+def _request(op: str, prefix: str, coin: str) -> str:
+    return json.dumps(
+        {"req_id": f"{prefix}{coin}", "op": op, "args": [f"{TOPIC}.{bybit_symbol(coin)}"]}
+    )
+
+
 def _control(message: dict[str, Any]) -> Parsed:
     op = message.get("op")
     if op in ("ping", "pong") or message.get("ret_msg") == "pong":
         return Parsed("pong")
+    req_id = message.get("req_id")
     if op == "subscribe":
         if message.get("success") is True:
             return Parsed("ack")
+        if isinstance(req_id, str) and req_id.startswith(WATCH):
+            return Parsed("coin_refused", detail=req_id.removeprefix(WATCH))
         return Parsed("rejected", detail=str(message.get("ret_msg") or "no reason given")[:200])
+    if op == "unsubscribe":
+        return Parsed("ignored", detail="unsubscribed")
     return Parsed("unknown", detail=f"control op {str(op)[:40]}")

@@ -83,6 +83,9 @@ class StreamStatus:
     attempts: int  # connection attempts since the client started
     next_attempt_at: datetime | None  # when the next attempt is due, while waiting for it
     gap_since: datetime | None  # start of the open gap, None while covered
+    coins: tuple[str, ...] = ()  # the coins streamed now ("BTC", ...)
+    #: coins asked for that this venue does not stream, each with why ("PEPE: not listed")
+    skipped: tuple[str, ...] = ()
 
 
 class LiquidationSink(Protocol):

@@ -14,7 +14,7 @@ answered by the plain text `pong`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from explainers.streams.base import (
@@ -71,7 +71,22 @@ class OkxLiquidations(LiquidationStream):
         missing = [coin for coin in self.coins if coin not in values]
         if missing:
             raise ValueError(f"no OKX contract value for {', '.join(missing)}")
+        self.contract_values: dict[str, float] = {k: float(v) for k, v in values.items()}
         self.instruments = {okx_swap(coin): (coin, float(values[coin])) for coin in self.coins}
+
+    def add_contract_values(self, values: Mapping[str, float]) -> None:
+        """Coins per contract of more swaps (coin -> value), for coins added later."""
+        self.contract_values.update({k.upper(): float(v) for k, v in values.items()})
+
+    def streamable(self, coins: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+        kept = [coin for coin in coins if coin in self.contract_values]
+        skipped = {coin: "no contract value" for coin in coins if coin not in self.contract_values}
+        return kept, skipped
+
+    def coins_changed(self) -> None:
+        self.instruments = {
+            okx_swap(coin): (coin, self.contract_values[coin]) for coin in self.coins
+        }
 
     def subscribe_messages(self) -> list[str]:
         return [json.dumps({"op": "subscribe", "args": [{"channel": CHANNEL, "instType": "SWAP"}]})]
