@@ -21,6 +21,7 @@ from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
 from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
+from explainers.backtest import TimeMachine
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
@@ -345,6 +346,10 @@ async def _serve(
             alert_settings=settings.alerts,
             charts=charts,
             clock=clock,
+            # /why <date> and /preview: rebuilt days cached in the store's archive
+            timemachine=TimeMachine(
+                client, settings.sources, settings.thresholds, archive=store.archive, clock=clock
+            ),
         )
         fronts = frontends(settings, actions)
         engine = AlertEngine(store, settings.alerts, {f.platform: f.notifier for f in fronts})
