@@ -288,6 +288,15 @@ class Actions:
         """/why [coin]: the answer for the market, or for one coin."""
         return await answer(self.explainer, coin)
 
+    async def latest(self, coin: str | None = None) -> Explanation:
+        """The answer from the latest refresh, without a new one (a Details press shows the
+        evidence behind the answer on screen); a refresh only when there is none yet."""
+        refreshed = self.explainer.latest
+        if refreshed is None:
+            return await self.why(coin)
+        with coin_refusals(coin):
+            return self.explainer.explain_from(refreshed, coin or None)
+
     async def drivers(self) -> Explanation:
         """/drivers: the answer whose drivers the reply lists."""
         return await self.explainer.explain()
@@ -336,6 +345,21 @@ class Actions:
     def settings(self, target: Target) -> Subscription | None:
         """/settings: a place's subscription, active or not."""
         return self.store.get_subscription(target.platform, target.chat_id, target.topic_id)
+
+    def full_answers(self, target: Target) -> bool:
+        """Whether a place chose the full answer over the compact one (the default)."""
+        return self.store.full_answers(target.platform, target.chat_id, target.topic_id)
+
+    def set_full_answers(self, target: Target, raw: str | None) -> bool:
+        """/settings full on|off: the answer a place gets by default (the front-end checked
+        who may); returns the new choice."""
+        choice = (raw or "").strip().lower()
+        if choice not in ("on", "off"):
+            raise BadArgument("settings", "Say on or off after full.")
+        on = choice == "on"
+        self.store.set_full_answers(target.platform, target.chat_id, target.topic_id, on)
+        log.info("full answers %s for %s", choice, target)
+        return on
 
     def history(self) -> list[AlertSummary]:
         """/history: the last alerts."""

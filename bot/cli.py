@@ -30,7 +30,11 @@ HISTORY_DEMO = Path(__file__).resolve().parent.parent / "explainers" / "demo" / 
 
 EXIT_BAD_INPUT = 2
 DEMO_CHART = "whydown-demo-chart.png"
-TERMINAL = Replies(None, "text")  # the bots' replies, as plain text, for no chat platform
+TERMINAL = Replies(None, "text")
+FULL_HELP = (
+    "the full answer: every figure with its source and time, headlines, what to watch "
+    "(default: the summary and a line per firing driver)"
+)  # the bots' replies, as plain text, for no chat platform
 
 
 def _refused(err: ActionError) -> int:
@@ -42,7 +46,13 @@ def _refused(err: ActionError) -> int:
     return 1 if err.outage else EXIT_BAD_INPUT
 
 
-async def _answer(explainer: Explainer, coin: str | None, as_json: bool, settings: Settings) -> int:
+async def _answer(
+    explainer: Explainer,
+    coin: str | None,
+    as_json: bool,
+    settings: Settings,
+    full: bool = False,
+) -> int:
     try:
         explanation = await answer(explainer, coin)
     except ActionError as err:
@@ -50,7 +60,7 @@ async def _answer(explainer: Explainer, coin: str | None, as_json: bool, setting
     if as_json:
         print(explanation.model_dump_json(indent=2))
     else:
-        print(render.text(explanation, settings.thresholds), end="")
+        print(render.text(explanation, settings.thresholds, full=full), end="")
     return 0
 
 
@@ -62,8 +72,9 @@ async def cmd_why(args: argparse.Namespace, settings: Settings) -> int:
                 tm = TimeMachine(
                     client, settings.sources, settings.thresholds, archive=_archive(settings, stack)
                 )
-                return await _past(tm, args.at, args.coin, args.json, settings)
-        return await _answer(build_explainer(client, settings), args.coin, args.json, settings)
+                return await _past(tm, args.at, args.coin, args.json, settings, full=args.full)
+        explainer = build_explainer(client, settings)
+        return await _answer(explainer, args.coin, args.json, settings, args.full)
 
 
 def _archive(settings: Settings, stack: ExitStack) -> DayArchive:
@@ -80,6 +91,8 @@ async def _past(
     as_json: bool,
     settings: Settings,
     scenario: Scenario | None = None,
+    *,
+    full: bool = False,
 ) -> int:
     """The answer as of the end of a past day; exit 2 for a date that cannot be answered."""
     try:
@@ -93,7 +106,7 @@ async def _past(
     if as_json:
         print(explanation.model_dump_json(indent=2))
     else:
-        print(render.text(explanation, settings.thresholds), end="")
+        print(render.text(explanation, settings.thresholds, full=full), end="")
     return 0
 
 
@@ -117,13 +130,13 @@ async def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             tm = TimeMachine(
                 client, settings.sources, settings.thresholds, clock=lambda: history.now
             )
-            return await _past(tm, args.at, args.coin, args.json, settings, history)
+            return await _past(tm, args.at, args.coin, args.json, settings, history, full=args.full)
     scenario = Scenario.load()
     async with demo_client(settings, scenario) as client:
         explainer = build_explainer(
             client, settings, clock=lambda: scenario.now, replay=scenario.replay
         )
-        code = await _answer(explainer, args.coin, args.json, settings)
+        code = await _answer(explainer, args.coin, args.json, settings, args.full)
         if code != 0 or args.json or args.no_chart:
             return code  # JSON output stays parseable: no chart line after it
         maker = ChartMaker(explainer, settings.sources, clock=lambda: scenario.now)
@@ -213,11 +226,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="DATE",
         help='a past UTC day: YYYY-MM-DD, "yesterday" or "3d" (answer as of its end)',
     )
+    why.add_argument("--full", action="store_true", help=FULL_HELP)
     demo = sub.add_parser(
         "demo", help="the same answer replayed from recorded responses (no network)"
     )
     demo.add_argument("coin", nargs="?", help="a coin symbol or CoinGecko id")
     demo.add_argument("--json", action="store_true", help="print the Explanation as JSON")
+    demo.add_argument("--full", action="store_true", help=FULL_HELP)
     demo.add_argument(
         "--chart",
         default=DEMO_CHART,

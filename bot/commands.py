@@ -94,7 +94,15 @@ COMMANDS: tuple[Command, ...] = (
         "How often alerts would have come here over past days, with a picture",
         (MIN_DRIVERS, Argument("days", "past days to look back over, 1 to 365 (default 90)")),
     ),
-    Command("settings", "This chat's alert subscription"),
+    Command(
+        "settings",
+        "This chat's alert subscription and answer style (compact or full)",
+        (
+            Argument(
+                "full", "on: the full answer with all evidence; off: compact", label="full on|off"
+            ),
+        ),
+    ),
     Command("history", "The last alerts"),
     Command("status", "Data age and each source's health"),
 )
@@ -145,10 +153,18 @@ class Replies:
     def unsubscribed(self, found: bool, where: str) -> str:
         return self._msg("unsubscribed", found=found, where=where)
 
-    def settings(self, sub: Subscription | None, where: str) -> str:
+    def settings(self, sub: Subscription | None, where: str, full: bool = False) -> str:
         return self._msg(
-            "settings", sub=sub, where=where, default_cooldown_s=self.default_cooldown_s
+            "settings",
+            sub=sub,
+            where=where,
+            default_cooldown_s=self.default_cooldown_s,
+            full=full,
+            platform=self.platform,
         )
+
+    def full_answers_set(self, full: bool, where: str) -> str:
+        return self._msg("full_answers_set", full=full, where=where, platform=self.platform)
 
     def unknown_coin(self, query: str, suggestions: list[str]) -> str:
         return self._msg("unknown_coin", query=visible(query), suggestions=suggestions)

@@ -18,6 +18,7 @@ from explainers.models import (
     Headline,
     Lookback,
     Move,
+    Onset,
     Replay,
     Sentiment,
     Snapshot,
@@ -289,6 +290,7 @@ def explain(
     now: datetime,
     coin: str | None = None,
     replay: Replay | None = None,
+    onsets: list[Onset] | None = None,
 ) -> Explanation:
     """Build the answer; raises UnknownCoin / CoinDataUnavailable for a coin it cannot find."""
     all_moves = moves(snapshot)
@@ -332,6 +334,7 @@ def explain(
         liquidations_tracked_since=tracked,
         liquidation_venues=lb.liquidations_24h.venues if lb.liquidations_24h else [],
         replay=replay,
+        onsets=[o for o in onsets or [] if o.key in {d.key for d in drivers if d.state == "fired"}],
     )
 
 

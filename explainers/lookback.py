@@ -17,12 +17,18 @@ from explainers.models import (
     LiquidationTotals,
     LiquidationVenue,
     Lookback,
+    Onset,
     Snapshot,
 )
 from explainers.settings import Thresholds
 from explainers.sources.open_interest import sum_by_coin
 
 PREMIUM_INSTRUMENT = "BTC-USDT-SWAP"
+#: how far back the stored driver states are read to find where a firing streak began
+ONSET_WINDOW = timedelta(hours=24)
+#: a streak's start is seen only when the stored state just before it (quiet) is at most this
+#: much older: across a longer hole (the bot down) the driver may have begun anywhere in between
+ONSET_MAX_GAP = timedelta(minutes=15)
 #: the cross-venue BTC open interest sum, and (with ":<venue>") each venue's part of it
 OI_BTC = "oi_usd_btc"
 #: how completely each venue's stream lists liquidations, when the running streams do not say
@@ -227,3 +233,32 @@ def lookback(
         cut_odds_7d_ago=cut_7d,
         two_year_5d_ago=two_5d,
     )
+
+
+def driver_state_figure(key: str) -> str:
+    """The stored figure of a driver's state after each refresh: 1 fired, 0 quiet."""
+    return f"driver_{key}"
+
+
+def onsets(history: History, keys: Sequence[str], now: datetime) -> list[Onset]:
+    """For each firing driver in `keys`, when its current streak began, where the stored states
+    show it begin: a fired state right after a quiet one no more than ONSET_MAX_GAP older. A
+    driver firing since the first state stored in the window, or after a hole, is left out: its
+    start was not seen. Oldest first."""
+    found: list[Onset] = []
+    for key in keys:
+        series = history.figures(driver_state_figure(key), now - ONSET_WINDOW)
+        start: datetime | None = None
+        previous: tuple[datetime, float] | None = None
+        for at, value in series:
+            if value >= 1.0:
+                if previous is not None and previous[1] < 1.0:
+                    start = at if at - previous[0] <= ONSET_MAX_GAP else None
+                elif previous is None:
+                    start = None
+            else:
+                start = None
+            previous = (at, value)
+        if start is not None and previous is not None and previous[1] >= 1.0:
+            found.append(Onset(key=key, at=start))
+    return sorted(found, key=lambda o: o.at)

@@ -387,6 +387,11 @@ class Lookback(Model):
 # --- drivers and the explanation -----------------------------------------------------------
 
 DriverState = Literal["fired", "quiet", "unknown"]
+#: what part a driver plays in a sell-off: what set it off (stocks, the Fed, ETF outflows, US
+#: selling), what amplified it (liquidations, open interest falling), how sentiment answered
+Role = Literal["set_off", "amplifier", "sentiment"]
+#: the order roles are told and listed in
+ROLES: tuple[Role, ...] = ("set_off", "amplifier", "sentiment")
 
 
 class Evidence(Model):
@@ -423,6 +428,7 @@ class DriverResult(Model):
     key: str
     name: str
     state: DriverState
+    role: Role | None = None  # None: not known (a result built by hand)
     severity: float = 0.0  # how far past its threshold (1.0 = exactly at it); ranks fired drivers
     # the driver's own Figures subclass; serialised with its attributes, read back as plain Figures
     figures: Annotated[SerializeAsAny[Figures], WithJsonSchema(FIGURES_SCHEMA)] = Field(
@@ -479,6 +485,14 @@ class WatchItem(Model):
     as_of: datetime | None = None
 
 
+class Onset(Model):
+    """When a firing driver's current streak began, as the states stored after each refresh saw
+    it: the first refresh it fired at, right after one it was quiet at."""
+
+    key: str
+    at: datetime
+
+
 class Replay(Model):
     """Set when the answer was built from recorded responses, not live data."""
 
@@ -507,7 +521,7 @@ class Explanation(Model):
     market_change_24h: float | None  # the worse of total market cap and BTC over 24h, in %
     btc_change_1h: float | None
     moves: list[Move]
-    drivers: list[DriverResult]  # ranked: fired by severity, then quiet, then unknown
+    drivers: list[DriverResult]  # ranked: fired by role then severity, then quiet, then unknown
     coin: CoinView | None = None
     altcoins: AltcoinView | None = None
     sentiment: Sentiment | None = None
@@ -519,6 +533,8 @@ class Explanation(Model):
     liquidation_venues: list[LiquidationVenue] = Field(default_factory=list)
     replay: Replay | None = None
     past: PastView | None = None
+    #: firing drivers whose start whydown saw (absent: firing since before its stored states)
+    onsets: list[Onset] = Field(default_factory=list)
 
     def move(self, label: str) -> Move | None:
         return next((m for m in self.moves if m.label == label), None)
@@ -526,6 +542,9 @@ class Explanation(Model):
     @property
     def fired(self) -> list[DriverResult]:
         return [d for d in self.drivers if d.state == "fired"]
+
+    def onset(self, key: str) -> datetime | None:
+        return next((o.at for o in self.onsets if o.key == key), None)
 
     @property
     def failed_sources(self) -> list[SourceStatus]:

@@ -14,7 +14,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, Undefined, selec
 from markupsafe import Markup
 
 from explainers import formatting as fmt
-from explainers.drivers import figures_of
+from explainers import story
+from explainers.drivers import figures_of, subject
 from explainers.models import Explanation
 from explainers.settings import Thresholds
 
@@ -58,6 +59,22 @@ def _is_none(value: object) -> bool:
     return value is None
 
 
+#: "; " between a driver's phrases, not the end of an HTML entity ("Fear &amp; Greed")
+_PHRASE_BREAK = re.compile(r"(?<!&amp)(?<!&lt)(?<!&gt)(?<!&#34)(?<!&#39); ")
+
+
+def first_phrase(parts: str) -> str:
+    """The first of a driver's phrases (its key figure), in the markup it came in."""
+    first = _PHRASE_BREAK.split(str(parts), maxsplit=1)[0]
+    return Markup(first) if isinstance(parts, Markup) else type(parts)(first)
+
+
+def and_join(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    items = [str(i) for i in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
 def _environment(**options: Any) -> Environment:
     env = Environment(
         loader=PackageLoader("explainers", "templates"),
@@ -84,11 +101,18 @@ def _environment(**options: Any) -> Environment:
         # "done" marks markdown already escaped; outside the markdown environment it changes nothing
         "done": lambda v: v,
         "url": safe_url,
+        "subject": subject,
+        "and_join": and_join,
+        "first_phrase": first_phrase,
+        "first_upper": lambda v: v[:1].upper() + v[1:],
     }
     env.tests["none"] = _is_none
     env.globals["t"] = Thresholds()
     # a driver's figures typed as its own (templates/drivers/<key>.j2 read them as attributes)
     env.globals["figures"] = figures_of
+    # the summary's grouping: drivers in the order their starts were seen, or by role
+    env.globals["sequence"] = story.sequence
+    env.globals["fired_as"] = story.fired_as
     return env
 
 
@@ -114,6 +138,16 @@ _MARKDOWN.filters |= {"done": _Escaped, "url": _markdown_url}
 _TEXT.globals["strong"] = str
 _HTML.globals["strong"] = lambda value: Markup("<b>%s</b>") % value
 _MARKDOWN.globals["strong"] = lambda value: _Escaped(f"**{escape_markdown(str(value))}**")
+# how the compact answer names the replay and points to the full answer, in each flavour
+_TEXT.globals |= {"replay_word": "REPLAY", "full_answer": "The full answer (--full)"}
+_HTML.globals |= {"replay_word": "Replay", "full_answer": "Details"}
+_MARKDOWN.globals |= {"replay_word": "Replay", "full_answer": "Details"}
+# `emph(x)`: italic in each flavour (plain in text)
+_TEXT.globals["emph"] = str
+_HTML.globals["emph"] = lambda value: Markup("<i>%s</i>") % value
+_MARKDOWN.globals["emph"] = lambda value: _Escaped(
+    value if isinstance(value, _Escaped) else f"*{escape_markdown(str(value))}*"
+)
 
 
 def _clean(text: str) -> str:
@@ -138,13 +172,32 @@ def _sanitised(e: Explanation) -> Explanation:
     return e.model_copy(update={"headlines": headlines, "drivers": drivers})
 
 
-def _render(env: Environment, name: str, e: Explanation, t: Thresholds, detail: int) -> str:
-    return _clean(env.get_template(name).render(e=_sanitised(e), t=t, detail=detail))
+def _render(
+    env: Environment,
+    name: str,
+    e: Explanation,
+    t: Thresholds,
+    detail: int,
+    *,
+    headlines: int = 5,
+    **values: Any,
+) -> str:
+    return _clean(
+        env.get_template(name).render(
+            e=_sanitised(e), t=t, detail=detail, headlines=headlines, **values
+        )
+    )
 
 
-def text(e: Explanation, t: Thresholds | None = None) -> str:
-    """The full answer for a terminal."""
-    return _render(_TEXT, "answer.txt.j2", e, t or Thresholds(), detail=2)
+def _compact(env: Environment, e: Explanation, t: Thresholds, *, title: bool = True) -> str:
+    """The summary, a line per firing driver, the unknowns: the evidence is one press away."""
+    return _render(env, "compact.j2", e, t, detail=0, title=title, footer=title)
+
+
+def text(e: Explanation, t: Thresholds | None = None, *, full: bool = True) -> str:
+    """The answer for a terminal: full (every figure with its source and time), or compact."""
+    t = t or Thresholds()
+    return _render(_TEXT, "answer.txt.j2", e, t, detail=2) if full else _compact(_TEXT, e, t)
 
 
 def _fit_lines(body: str, footer: str, limit: int) -> str:
@@ -157,11 +210,25 @@ def _fit_lines(body: str, footer: str, limit: int) -> str:
     return "\n".join([*lines, *tail])
 
 
-def telegram_html(e: Explanation, t: Thresholds | None = None, limit: int = TELEGRAM_LIMIT) -> str:
-    """Telegram HTML (parse_mode=HTML), every dynamic string escaped, at most `limit` characters."""
+def telegram_html(
+    e: Explanation,
+    t: Thresholds | None = None,
+    limit: int = TELEGRAM_LIMIT,
+    *,
+    full: bool = True,
+) -> str:
+    """Telegram HTML (parse_mode=HTML), every dynamic string escaped, at most `limit` characters:
+    the full answer (evidence trimmed to fit: driver headlines, then headlines beyond the top 3,
+    then evidence), or the compact one."""
     t = t or Thresholds()
-    for detail in (2, 1, 0):
-        html = _render(_HTML, "answer.html.j2", e, t, detail)
+    if not full:
+        html = _compact(_HTML, e, t)
+        if len(html) <= limit:
+            return html
+        body, sep, footer = html.rpartition("\n<i>Data as of")
+        return _fit_lines(body, (sep + footer).lstrip("\n"), limit) if sep else html[:limit]
+    for detail, headlines in ((2, 5), (1, 5), (1, 3), (0, 5)):
+        html = _render(_HTML, "answer.html.j2", e, t, detail, headlines=headlines)
         if len(html) <= limit:
             return html
     body, sep, footer = html.rpartition("\n<i>Data as of")
@@ -201,12 +268,27 @@ def _macros(env: Environment, template: str, t: Thresholds) -> Callable[..., str
     return macro
 
 
-def discord_embed(e: Explanation, t: Thresholds | None = None) -> dict[str, Any]:
-    """A Discord embed as a dict (discord.Embed.from_dict), within every embed limit."""
+def discord_embed(
+    e: Explanation, t: Thresholds | None = None, *, full: bool = True
+) -> dict[str, Any]:
+    """A Discord embed as a dict (discord.Embed.from_dict), within every embed limit: the full
+    answer (a field per firing driver with its evidence, then context), or the compact one (the
+    summary and a line per firing driver, in the description)."""
     t = t or Thresholds()
     safe = _sanitised(e)
     md = _macros(_MARKDOWN, "discord.md.j2", t)
     plain = _macros(_TEXT, "discord.md.j2", t)
+    if not full:
+        return {
+            "title": _trim(plain("title", safe), DISCORD_TITLE),
+            "description": _trim(
+                _compact(_MARKDOWN, e, t, title=False).strip(), DISCORD_DESCRIPTION
+            ),
+            "color": colour(safe),
+            "fields": [],
+            "footer": {"text": _trim(plain("footer", safe), DISCORD_FOOTER)},
+            "timestamp": safe.data_time.isoformat(),
+        }
     for detail in (2, 1, 0):
         fields: list[dict[str, Any]] = [
             {

@@ -22,6 +22,7 @@ from explainers.models import (
     Explanation,
     LiquidationMode,
     Lookback,
+    Onset,
     Replay,
     Snapshot,
 )
@@ -81,9 +82,15 @@ class Explainer:
     async def _refresh(self) -> Refreshed:
         snapshot = await self.collector.collect()
         # the history's reads and writes (SQLite, CPU) run in a worker thread: the loop stays free
-        lb, results = await asyncio.to_thread(self._digest, snapshot)
+        lb, results, seen = await asyncio.to_thread(self._digest, snapshot)
         explanation = explain(
-            snapshot, results, lb, self.thresholds, now=self.clock(), replay=self.replay
+            snapshot,
+            results,
+            lb,
+            self.thresholds,
+            now=self.clock(),
+            replay=self.replay,
+            onsets=seen,
         )
         refreshed = Refreshed(snapshot, lb, results, explanation)
         self._latest = refreshed
@@ -97,8 +104,9 @@ class Explainer:
         )
         return refreshed
 
-    def _digest(self, snapshot: Snapshot) -> tuple[Lookback, list[DriverResult]]:
-        """Remember the snapshot, look back and evaluate the drivers (off the event loop)."""
+    def _digest(self, snapshot: Snapshot) -> tuple[Lookback, list[DriverResult], list[Onset]]:
+        """Remember the snapshot, look back, evaluate the drivers and store their states, and
+        read back where the firing ones began (off the event loop)."""
         lookback.remember(snapshot, self.history)
         modes = self.liquidation_modes() if self.liquidation_modes is not None else None
         lb = lookback.lookback(snapshot, self.history, self.thresholds, modes)
@@ -107,12 +115,13 @@ class Explainer:
         self.history.add_figures(
             snapshot.taken_at,
             {
-                f"driver_{d.key}": 1.0 if d.state == "fired" else 0.0
+                lookback.driver_state_figure(d.key): 1.0 if d.state == "fired" else 0.0
                 for d in results
                 if d.state != "unknown"
             },
         )
-        return lb, results
+        fired = [d.key for d in results if d.state == "fired"]
+        return lb, results, lookback.onsets(self.history, fired, snapshot.taken_at)
 
     async def poll_liquidations(self) -> int:
         """Read the liquidation feeds between refreshes; return how many events were new."""
@@ -144,6 +153,7 @@ class Explainer:
             now=self.clock(),
             coin=coin,
             replay=self.replay,
+            onsets=refreshed.explanation.onsets,
         )
 
     def coins(self) -> list[CoinMarket]:

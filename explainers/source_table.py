@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -110,27 +110,14 @@ class SnapshotDraft:
     kalshi_odds: FedCutOdds | None = None
 
     def snapshot(self, taken_at: datetime, statuses: dict[str, SourceStatus]) -> Snapshot:
+        # every draft field but the headline batches has a Snapshot field of the same name and
+        # type; Snapshot forbids extra fields, so a draft field it lacks fails loudly
+        read = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "headline_batches"}
         return Snapshot(
             taken_at=taken_at,
-            markets=self.markets,
-            global_market=self.global_market,
-            btc_fallback=self.btc_fallback,
-            eth_fallback=self.eth_fallback,
-            coinbase_btc=self.coinbase_btc,
-            okx_btc=self.okx_btc,
-            liquidations=self.liquidations,
-            open_interest=self.open_interest,
-            funding=self.funding,
-            etf=self.etf,
-            yields=self.yields,
-            cut_odds=self.cut_odds,
-            indices=self.indices,
-            fear_greed=self.fear_greed,
             headlines=news.merge(self.headline_batches),
-            venue_open_interest=self.venue_open_interest,
-            usdt=self.usdt,
-            kalshi_odds=self.kalshi_odds,
             statuses=statuses,
+            **read,
         )
 
 

@@ -260,7 +260,7 @@ async def test_demo_sell_off_chart() -> None:
     assert "Replay: Yen carry-trade unwind (5 Aug 2024)" in words
     assert "BTC $52,800  -13.1% in 24h" in words
     assert "5 of 6 sell-off drivers firing" in words
-    assert "firing from here:\nFear\nETF outflows\nInst. selling\nStocks\nLiquidations" in words
+    assert "firing from here:\nETF outflows\nInst. selling\nStocks\nLiquidations\nFear" in words
     assert words.count("FIRING") == 5 and "quiet" in words
     assert "$45.9M longs 1h" in words and "-$237.4M day" in words
     # liquidations were tracked only from 07:00: the hours before are unknown, not zero

@@ -32,13 +32,27 @@ def _all_upstreams_down(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_demo_prints_a_labelled_replay_with_sources_and_times(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["demo"]) == 0
+    assert main(["demo", "--full"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(
         'REPLAY of "Yen carry-trade unwind" (5 Aug 2024): recorded responses, not live data.'
     )
     assert "5 of 6 sell-off drivers are firing." in out
     assert "[Farside, 3 Aug 00:00 UTC]" in out
+    assert "Data as of 08:00 UTC, 5 Aug 2024; 20 of 20 sources answered." in out
+
+
+def test_demo_is_compact_by_default_and_still_labelled_a_replay(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--no-chart"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        'REPLAY of "Yen carry-trade unwind" (5 Aug 2024): recorded responses, not live data. '
+        "The full answer (--full) says which figures are published."
+    )
+    assert "\n• ETF outflows: US spot-Bitcoin ETFs -$237.4M on the latest day\n" in out
+    assert "[Farside, 3 Aug 00:00 UTC]" not in out  # the evidence is in the full answer
     assert "Data as of 08:00 UTC, 5 Aug 2024; 20 of 20 sources answered." in out
 
 
@@ -66,7 +80,7 @@ def test_why_with_every_upstream_down_still_answers(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _all_upstreams_down(monkeypatch)
-    assert main(["why"]) == 0
+    assert main(["why", "--full"]) == 0
     out = capsys.readouterr().out
     assert "The market's move is unknown: no price source answered this time." in out
     # Binance and Bybit open interest are on by default now (keyless), and come first by label

@@ -46,14 +46,25 @@ from tests.replay_helpers import Upstream
 REPLAY_TITLE = (
     "[Replay 5 Aug 2024] Crypto is down: total market cap -13.9% in 24h, BTC -13.1% (-2.4% in 1h)."
 )
+# by role (set-off, amplifier, sentiment), then by severity within a role
 FIRED_FIELDS = [
-    "1. Fear spreading",
-    "2. ETF outflows",
-    "3. Institutional selling",
-    "4. Stock market weakness",
-    "5. Liquidation cascade",
+    "1. ETF outflows",
+    "2. Institutional selling",
+    "3. Stock market weakness",
+    "4. Liquidation cascade",
+    "5. Fear spreading",
 ]
 CONTEXT_FIELDS = ["Altcoins vs BTC", "Sentiment", "What to watch", "Headlines"]
+FIRING = [name.split(". ", 1)[1] for name in FIRED_FIELDS]
+SUMMARY_START = "The drop came with US spot-Bitcoin ETF outflows, US selling on Coinbase and"
+
+
+def compact_drivers(embed: discord.Embed) -> list[str]:
+    """The firing drivers a compact answer lists, one line each ("• name: key figure")."""
+    lines = str(embed.description).split("\n")
+    return [line[2:].split(":", 1)[0] for line in lines if line.startswith("• ")]
+
+
 REPLIES = Replies("discord", "markdown")
 
 
@@ -133,10 +144,13 @@ async def test_why_in_a_channel_answers_with_the_replayed_sell_off(
     assert result.response is not None and not result.ephemeral
     [embed] = result.response.embeds
     assert embed.title == REPLAY_TITLE
-    assert field_names(embed) == FIRED_FIELDS + CONTEXT_FIELDS
+    # compact: the summary and a line per firing driver; the evidence is behind Details
+    assert SUMMARY_START in str(embed.description)
+    assert compact_drivers(embed) == FIRING
+    assert field_names(embed) == []
     assert "Information only, not financial advice." in str(embed.footer.text)
     assert_within_limits(embed)
-    assert button_labels(result.response.components) == ["Refresh", "Drivers"]
+    assert button_labels(result.response.components) == ["Refresh", "Details", "Drivers"]
     # deferred first (a cold cache means a full refresh), then answered once by the follow-up
     assert len(deferrals(simcord_env)) == 1
     [followup] = requests_to(simcord_env, "POST", "/webhooks/")
@@ -152,8 +166,54 @@ async def test_why_works_in_a_direct_message(simcord_env: simcord.Env) -> None:
     assert result.response.channel_id == dana.dm_channel.id
     [embed] = result.response.embeds
     assert embed.title == REPLAY_TITLE
-    assert field_names(embed)[:5] == FIRED_FIELDS
+    assert compact_drivers(embed) == FIRING
     assert_within_limits(embed)
+
+
+async def test_details_shows_the_full_answer_only_to_the_clicker(
+    simcord_env: simcord.Env, upstream: Upstream
+) -> None:
+    s = server(simcord_env)
+    answer = await s.member.slash(s.channel, "why")
+    assert answer.response is not None
+    calls = sum(upstream.calls.values())
+
+    details = await s.member.click(answer.response, label="Details")
+
+    assert details.ephemeral and details.response is not None
+    assert details.response.id != answer.response.id  # the channel keeps the compact answer
+    [embed] = details.response.embeds
+    assert embed.title == REPLAY_TITLE
+    assert SUMMARY_START in str(embed.description)
+    assert field_names(embed) == FIRED_FIELDS + CONTEXT_FIELDS
+    assert "- US spot-BTC ETF net flow, 2 Aug 2024: -$237.4M" in embed.fields[0].value
+    assert_within_limits(embed)
+    assert sum(upstream.calls.values()) == calls  # the answer on screen: no new refresh
+
+
+async def test_a_channel_that_chose_full_answers_gets_them(simcord_env: simcord.Env) -> None:
+    s = server(simcord_env)
+
+    refused = await s.member.slash(s.channel, "settings", full="on")
+    chosen = await s.manager.slash(s.channel, "settings", full="on")
+    shown = await s.manager.slash(s.channel, "settings")
+    answer = await s.member.slash(s.channel, "why")
+
+    assert refused.response is not None
+    assert refused.response.content == REPLIES.admins_only()
+    assert len(simcord_env.errors) == 1  # the refusal went through the tree's error handler
+    assert chosen.response is not None and chosen.response.content == (
+        "/why now gives the full answer in this channel: every figure with its source and "
+        "time. /settings full:off goes back to the compact one."
+    )
+    assert shown.response is not None and str(shown.response.content).endswith(
+        "**Answers**: full, every figure with its source and time. "
+        "/settings full:off gives the compact one."
+    )
+    assert answer.response is not None
+    [embed] = answer.response.embeds
+    assert field_names(embed) == FIRED_FIELDS + CONTEXT_FIELDS
+    assert button_labels(answer.response.components) == ["Refresh", "Drivers"]
 
 
 async def test_coin_option_autocompletes_from_the_coins_the_core_knows(
@@ -246,9 +306,9 @@ async def test_refresh_button_edits_the_answer_at_most_once_per_channel_per_30_s
     assert refreshed.response is not None and refreshed.response.id == answer.response.id
     [embed] = refreshed.response.embeds
     assert "Not available: Fear & Greed." in str(embed.footer.text)
-    assert field_names(embed)[0] == "1. ETF outflows"
-    assert "Sentiment" not in field_names(embed)
-    assert button_labels(refreshed.response.components) == ["Refresh", "Drivers"]
+    assert compact_drivers(embed) == FIRING[:4]
+    assert "Unknown: Fear spreading (Fear & Greed did not answer)." in str(embed.description)
+    assert button_labels(refreshed.response.components) == ["Refresh", "Details", "Drivers"]
 
     calls = sum(upstream.calls.values())
     upstream.advance(29)
@@ -475,7 +535,8 @@ async def test_an_alert_is_posted_to_a_subscribed_channel_when_the_rule_is_cross
     assert message.content == "**Crash alert**: 5 sell-off drivers firing together."
     [embed] = message.embeds
     assert embed.title == REPLAY_TITLE
-    assert field_names(embed)[:5] == FIRED_FIELDS
+    # alerts stay compact (their chart follows)
+    assert compact_drivers(embed) == FIRING
     assert_within_limits(embed)
     [delivery] = store.deliveries(alert.id)
     assert delivery.status == "sent"

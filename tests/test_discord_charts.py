@@ -298,7 +298,7 @@ async def test_without_charts_chart_says_so_only_to_the_asker(
         "I couldn't draw the chart this time. /why has the answer in words."
     )
     assert why.response is not None
-    assert button_labels(why.response.components) == ["Refresh", "Drivers"]
+    assert button_labels(why.response.components) == ["Refresh", "Details", "Drivers"]
 
 
 async def test_the_chart_command_is_synced_with_an_autocompleted_subject(
@@ -321,7 +321,7 @@ async def test_chart_button_posts_the_answers_chart_at_most_once_per_channel_per
     s = server(simcord_env)
     answer = await s.member.slash(s.channel, "why", coin="solana")
     assert answer.response is not None
-    assert button_labels(answer.response.components) == ["Refresh", "Drivers", "Chart"]
+    assert button_labels(answer.response.components) == ["Refresh", "Details", "Drivers", "Chart"]
     assert maker.renders == 0  # /why drew nothing
 
     shown = await s.member.click(answer.response, label="Chart")
@@ -346,7 +346,12 @@ async def test_chart_button_posts_the_answers_chart_at_most_once_per_channel_per
     # the Refresh button has its own slot: a chart did not use it up
     refreshed = await s.manager.click(answer.response, label="Refresh")
     assert refreshed.response is not None and not refreshed.ephemeral
-    assert button_labels(refreshed.response.components) == ["Refresh", "Drivers", "Chart"]
+    assert button_labels(refreshed.response.components) == [
+        "Refresh",
+        "Details",
+        "Drivers",
+        "Chart",
+    ]
     assert maker.renders == 1
 
 

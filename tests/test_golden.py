@@ -164,3 +164,52 @@ def test_headlines_older_than_48_hours_are_left_out() -> None:
     assert [h.title for h in etf.headlines] == recent[:2]
     text = render.text(e)
     assert "three days ago" not in text and "Last year" not in text
+
+
+# --- the compact answer: what chats get by default (the full one is a Details press away) -------
+
+#: the Telegram compact answer of the demo stays short enough to read at a glance
+TELEGRAM_COMPACT_LIMIT = 1200
+
+
+async def test_demo_compact_text() -> None:
+    check("demo.compact.txt", render.text(await demo(), full=False))
+
+
+async def test_demo_compact_telegram_html() -> None:
+    html = render.telegram_html(await demo(), full=False)
+    assert len(html) <= TELEGRAM_COMPACT_LIMIT
+    assert "Fear &amp; Greed 26 (-48 in 7 days)" in html  # an entity is not a phrase break
+    check("demo.compact.telegram.html", html)
+
+
+async def test_demo_compact_discord_embed() -> None:
+    embed = render.discord_embed(await demo(), full=False)
+    assert embed["fields"] == []
+    check("demo.compact.discord.json", json.dumps(embed, indent=2, ensure_ascii=False) + "\n")
+
+
+def test_calm_market_compact() -> None:
+    text = render.text(calm(), full=False)
+    assert "A calm market: no sell-off to explain, and none of the 6 drivers is firing." in text
+    check("calm.compact.txt", text)
+    check("calm.compact.telegram.html", render.telegram_html(calm(), full=False))
+
+
+def test_unexplained_drop_compact() -> None:
+    text = render.text(unexplained(), full=False)
+    assert "Not explained by the data we read: none of the 6 drivers is firing" in text
+    check("unexplained.compact.txt", text)
+    check("unexplained.compact.telegram.html", render.telegram_html(unexplained(), full=False))
+    check(
+        "unexplained.compact.discord.json",
+        json.dumps(render.discord_embed(unexplained(), full=False), indent=2, ensure_ascii=False)
+        + "\n",
+    )
+
+
+def test_calm_and_unexplained_discord_embeds() -> None:
+    for name, e in (("calm", calm()), ("unexplained", unexplained())):
+        embed = render.discord_embed(e)
+        check(f"{name}.discord.json", json.dumps(embed, indent=2, ensure_ascii=False) + "\n")
+    check("calm.telegram.html", render.telegram_html(calm()))

@@ -77,7 +77,10 @@ async def test_status_after_a_refresh(settings: Settings) -> None:
     assert "Last refresh: 2024-08-05T08:00:00+00:00" in report
     assert "Farside ETF flows            ok" in report
     last = report.splitlines()[-1]
-    assert last.startswith("Last alert: ") and ", 5 drivers (Fear spreading, ETF outflows" in last
+    assert (
+        last.startswith("Last alert: ")
+        and ", 5 drivers (ETF outflows, Institutional selling" in last
+    )
     assert last.endswith("market -13.9% in 24h")
 
 

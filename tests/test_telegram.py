@@ -47,12 +47,15 @@ pytest_plugins = ["tests.telegram_harness.fixtures", "tests.telegram_scenarios"]
 
 REPLIES = Replies("telegram", "html")
 VERDICT = "<b>Crypto is down: total market cap -13.9% in 24h, BTC -13.1% (-2.4% in 1h).</b>"
+SUMMARY_START = "The drop came with US spot-Bitcoin ETF outflows, US selling on Coinbase and"
+COMPACT_LIMIT = 1200
+# by role (set-off, amplifier, sentiment), then by severity within a role
 FIRING = [
-    "Fear spreading",
     "ETF outflows",
     "Institutional selling",
     "Stock market weakness",
     "Liquidation cascade",
+    "Fear spreading",
 ]
 
 
@@ -81,14 +84,16 @@ async def test_why_in_a_private_chat_answers_with_the_drivers_and_buttons(
 
     assert answer.text is not None
     assert VERDICT in answer.text
-    assert "5 of 6 sell-off drivers are firing." in answer.text
-    for rank, name in enumerate(FIRING, start=1):
-        assert f"<b>{rank}. {name}</b>" in answer.text
+    # compact by default: the summary, then one line per firing driver with its key figure
+    assert SUMMARY_START in answer.text
+    for name in FIRING:
+        assert f"\n• {name}: " in answer.text
+    assert "<b>1. ETF outflows</b>" not in answer.text  # the evidence is a Details press away
     assert "Information only, not financial advice." in answer.text
     assert answer.parse_mode == "HTML"
     assert answer.link_preview_disabled is True
-    assert len(answer.text) <= TELEGRAM_LIMIT
-    assert [[b.text for b in row] for row in answer.buttons] == [["Refresh", "Drivers"]]
+    assert len(answer.text) <= COMPACT_LIMIT
+    assert [[b.text for b in row] for row in answer.buttons] == [["Refresh", "Details", "Drivers"]]
 
 
 async def test_why_in_a_group_quotes_the_command_and_gives_the_same_answer(
@@ -104,9 +109,9 @@ async def test_why_in_a_group_quotes_the_command_and_gives_the_same_answer(
 
     assert answer.reply_to_message_id == asked
     assert answer.text is not None and VERDICT in answer.text
-    assert all(f". {name}</b>" in answer.text for name in FIRING)
+    assert all(f"\n• {name}: " in answer.text for name in FIRING)
     assert again.text == answer.text
-    assert [b.text for b in answer.buttons[0]] == ["Refresh", "Drivers"]
+    assert [b.text for b in answer.buttons[0]] == ["Refresh", "Details", "Drivers"]
 
 
 async def test_why_for_a_coin_keeps_the_coin_on_its_refresh_button(
@@ -160,9 +165,91 @@ async def test_refresh_edits_the_answer_in_place_with_newer_data(
     assert edited.text is not None and "Data as of 08:02 UTC, 5 Aug 2024" in edited.text
     assert VERDICT in edited.text
     assert edited.parse_mode == "HTML"
-    assert [[b.text for b in row] for row in edited.buttons] == [["Refresh", "Drivers"]]
+    assert [[b.text for b in row] for row in edited.buttons] == [["Refresh", "Details", "Drivers"]]
     assert await client.bot_messages(chat) == [edited]  # edited, not sent again
     assert notices(telegram_emulator.layer) == [None]
+
+
+async def test_details_shows_the_full_answer_in_place_and_summary_goes_back(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, upstream: Upstream
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "why", user=ALICE)
+        compact = await client.wait_for_reply(chat)
+        await client.press_button(compact, "Details", user=ALICE)
+        full = await client.wait_for_edit(compact)
+        await client.press_button(full, "Summary", user=ALICE)
+        back = await client.wait_for_edit(full)
+
+    assert compact.text is not None and full.text is not None and back.text is not None
+    assert full.message_id == compact.message_id  # edited in place, not sent again
+    # the full answer: the same summary, then every figure with its source and time
+    assert SUMMARY_START in full.text
+    assert "5 of 6 sell-off drivers are firing." in full.text
+    for rank, name in enumerate(FIRING, start=1):
+        assert f"<b>{rank}. {name}</b>" in full.text
+    assert "• US spot-BTC ETF net flow, 2 Aug 2024: -$237.4M" in full.text
+    assert "<b>What to watch</b>" in full.text
+    assert len(full.text) <= TELEGRAM_LIMIT
+    assert [[b.text for b in row] for row in full.buttons] == [["Refresh", "Summary", "Drivers"]]
+    assert back.text == compact.text
+    assert [[b.text for b in row] for row in back.buttons] == [["Refresh", "Details", "Drivers"]]
+    assert await client.bot_messages(chat) == [back]
+
+
+async def test_a_chat_that_chose_full_answers_gets_them_and_refresh_keeps_the_form(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator, upstream: Upstream
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "settings", "full on", user=ALICE)
+        chosen = await client.wait_for_reply(chat)
+        await client.send_command(chat, "settings", user=ALICE)
+        shown = await client.wait_for_reply(chat)
+        await client.send_command(chat, "why", user=ALICE)
+        answer = await client.wait_for_reply(chat)
+        upstream.advance(120)
+        await client.press_button(answer, "Refresh", user=ALICE)
+        refreshed = await client.wait_for_edit(answer)
+        await client.send_command(chat, "settings", "full off", user=ALICE)
+        await client.wait_for_reply(chat)
+        await client.send_command(chat, "why", user=ALICE)
+        compact = await client.wait_for_reply(chat)
+
+    assert chosen.text == (
+        "/why now gives the full answer in this chat: every figure with its source and time. "
+        "/settings full off goes back to the compact one."
+    )
+    assert shown.text is not None and shown.text.endswith(
+        "<b>Answers</b>: full, every figure with its source and time. "
+        "/settings full off gives the compact one."
+    )
+    assert answer.text is not None and "<b>1. ETF outflows</b>" in answer.text
+    assert refreshed.text is not None and "<b>1. ETF outflows</b>" in refreshed.text
+    assert "Data as of 08:02 UTC" in refreshed.text
+    assert [b.text for b in refreshed.buttons[0]] == ["Refresh", "Summary", "Drivers"]
+    assert compact.text is not None and "<b>1. ETF outflows</b>" not in compact.text
+
+
+async def test_only_admins_choose_a_groups_answer_and_a_bad_choice_gets_the_usage(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, group = telegram_emulator.client, Chat.group("Traders")
+    admin_in(telegram_emulator, group, ALICE)
+    async with running(frontend):
+        await client.send_command(group, "settings", "full on", user=BOB)
+        refused = await client.wait_for_reply(group)
+        await client.send_command(group, "settings", "full maybe", user=ALICE)
+        bad = await client.wait_for_reply(group)
+        await client.send_command(group, "settings", "full on", user=ALICE)
+        chosen = await client.wait_for_reply(group)
+
+    assert refused.text == REPLIES.admins_only()
+    assert bad.text == "Say on or off after full. Usage: /settings [full on|off]"
+    assert chosen.text is not None and chosen.text.startswith(
+        "/why now gives the full answer in this group"
+    )
 
 
 async def test_refresh_is_throttled_per_chat_and_an_unchanged_answer_is_fine(
@@ -395,7 +482,9 @@ async def test_alert_reaches_the_subscribed_forum_topic_when_the_rule_is_crossed
     assert delivered.text is not None
     assert delivered.text.startswith("<b>Crash alert</b>: 5 sell-off drivers firing together.\n\n")
     assert VERDICT in delivered.text
-    assert all(f". {name}</b>" in delivered.text for name in FIRING)
+    # alerts stay compact: the summary and a line per firing driver (the chart follows)
+    assert SUMMARY_START in delivered.text
+    assert all(f"\n• {name}: " in delivered.text for name in FIRING)
     assert len(delivered.text) <= TELEGRAM_LIMIT
     assert delivered.parse_mode == "HTML"
     assert delivered.link_preview_disabled is True
@@ -604,9 +693,10 @@ async def test_every_other_command_answers(
     assert "No data read yet." in (answers["status"] or "")
     assert (answers["drivers"] or "").startswith("<b>Sell-off drivers</b>")
     assert answers["settings"] == REPLIES.settings(None, "this chat")
-    assert (
-        answers["settings"]
-        == "This chat is not subscribed to crash alerts. /subscribe starts them."
+    assert answers["settings"] == (
+        "This chat is not subscribed to crash alerts. /subscribe starts them.\n"
+        "<b>Answers</b>: compact, the summary and a line per firing driver; Details shows the "
+        "evidence. /settings full on gives the full one."
     )
     assert answers["history"] == REPLIES.history([])
     assert (answers["history"] or "").startswith(

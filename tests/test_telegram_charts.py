@@ -191,7 +191,7 @@ async def test_without_charts_the_bot_says_so_and_why_has_no_chart_button(
 
     assert reply.text == REPLIES.chart_unavailable()
     assert reply.text == "I couldn't draw the chart this time. /why has the answer in words."
-    assert [[b.text for b in row] for row in why.buttons] == [["Refresh", "Drivers"]]
+    assert [[b.text for b in row] for row in why.buttons] == [["Refresh", "Details", "Drivers"]]
 
 
 async def test_why_is_answered_while_a_chart_is_still_being_drawn(
@@ -239,7 +239,9 @@ async def test_chart_button_under_why_sends_the_coin_chart_and_is_throttled(
         await client.press_button(answer, "Chart", user=ALICE)
         await eventually(lambda: len(notices(layer)) == 2, "the second press answered")
 
-    assert [[b.text for b in row] for row in answer.buttons] == [["Refresh", "Drivers", "Chart"]]
+    assert [[b.text for b in row] for row in answer.buttons] == [
+        ["Refresh", "Details", "Drivers", "Chart"]
+    ]
     assert answer.button("Chart").callback_data == "why:chart:solana"
     assert picture.caption is not None and "Solana (SOL) -18.2% in 24h" in picture.caption
     assert_chart(picture, picture.caption)

@@ -25,6 +25,7 @@ from bot.discord.notifier import DiscordNotifier
 from bot.discord.past import send_preview
 from bot.discord.views import (
     ChartButton,
+    DetailsButton,
     DriversButton,
     RefreshButton,
     coin_choices,
@@ -57,8 +58,9 @@ def intents() -> discord.Intents:
 
 
 async def why(interaction: Interaction, coin: str | None = None, date: str | None = None) -> None:
-    """/why [coin] [date]: the answer as an embed with Refresh, Drivers and Chart buttons; for a
-    past day, the answer as of its end, without buttons (they would answer about now)."""
+    """/why [coin] [date]: the answer as an embed (compact unless the channel chose full) with
+    Refresh, Details, Drivers and Chart buttons; for a past day, the full answer as of its end,
+    without buttons (they would answer about now)."""
     context = context_of(interaction)
     # a refusal must be known before the public "thinking…": what follows a defer replaces it
     # and so is seen by the whole channel, whatever its own ephemeral flag says
@@ -68,12 +70,13 @@ async def why(interaction: Interaction, coin: str | None = None, date: str | Non
     await interaction.response.defer(thinking=True)  # a cold cache means a full refresh
     if date is not None:
         past = await context.actions.why_at(coin, date)
-        await interaction.followup.send(embed=why_embed(context, past))
+        await interaction.followup.send(embed=why_embed(context, past, full=True))
         return
     explanation = await context.actions.why(coin)
+    full = context.actions.full_answers(Target(PLATFORM, str(interaction.channel_id)))
     await interaction.followup.send(
-        embed=why_embed(context, explanation),
-        view=why_view(explanation, chart=context.actions.charts is not None),
+        embed=why_embed(context, explanation, full=full),
+        view=why_view(explanation, chart=context.actions.charts is not None, full=full),
     )
 
 
@@ -112,11 +115,19 @@ async def help_(interaction: Interaction) -> None:
     await send_text(interaction, context_of(interaction).replies.help(), ephemeral=True)
 
 
-async def settings(interaction: Interaction) -> None:
-    """/settings: this channel's subscription (only to the asker)."""
+async def settings(interaction: Interaction, full: str | None = None) -> None:
+    """/settings [full]: this channel's subscription and answer style (only to the asker);
+    full:on|off picks the answer /why gives here (Manage Channels only)."""
     context = context_of(interaction)
-    sub = context.actions.settings(Target(PLATFORM, str(interaction.channel_id)))
-    await send_text(interaction, context.replies.settings(sub, "this channel"), ephemeral=True)
+    if full is not None:
+        target, where = managed_channel(interaction, None)
+        chosen = context.actions.set_full_answers(target, full)
+        await send_text(interaction, context.replies.full_answers_set(chosen, where))
+        return
+    here = Target(PLATFORM, str(interaction.channel_id))
+    sub = context.actions.settings(here)
+    text = context.replies.settings(sub, "this channel", context.actions.full_answers(here))
+    await send_text(interaction, text, ephemeral=True)
 
 
 async def subscribe(
@@ -233,7 +244,7 @@ class WhydownClient(discord.Client):
         build_commands(self.tree)
 
     async def setup_hook(self) -> None:
-        self.add_dynamic_items(RefreshButton, DriversButton, ChartButton)
+        self.add_dynamic_items(RefreshButton, DetailsButton, DriversButton, ChartButton)
         if self.guild_id is not None:
             guild = discord.Object(self.guild_id)
             self.tree.copy_global_to(guild=guild)

@@ -43,9 +43,12 @@ _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 MISSING_PERMISSIONS = 50013
 
 
-def alert_embed(explanation: Explanation, thresholds: Thresholds) -> discord.Embed:
-    """The answer as a Discord embed, within every embed limit."""
-    return discord.Embed.from_dict(render.discord_embed(explanation, thresholds))
+def alert_embed(
+    explanation: Explanation, thresholds: Thresholds, *, full: bool = False
+) -> discord.Embed:
+    """The answer as a Discord embed, within every embed limit: compact (as alerts go out) or
+    full."""
+    return discord.Embed.from_dict(render.discord_embed(explanation, thresholds, full=full))
 
 
 def attachment_name(filename: str) -> str:

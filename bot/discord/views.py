@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 import discord
 from discord import app_commands
 
-from bot.actions import ETF, Drawn
+from bot.actions import ETF, Drawn, Target
 from bot.discord.interactions import (
     DiscordContext,
     Interaction,
@@ -38,6 +38,7 @@ _COIN = r"(?P<coin>[a-z0-9._-]*)"
 REFRESH_PREFIX = "whydown:refresh:"
 CHART_PREFIX = "whydown:chart:"
 DRIVERS_ID = "whydown:drivers"
+DETAILS_PREFIX = "whydown:details:"
 SELL_OFF_TITLE = "The sell-off, last 24 hours"
 ETF_TITLE = "Spot-Bitcoin-ETF net flows"
 
@@ -45,16 +46,24 @@ ETF_TITLE = "Spot-Bitcoin-ETF net flows"
 # --- sending ---------------------------------------------------------------------------------
 
 
-def why_embed(context: DiscordContext, explanation: Explanation) -> discord.Embed:
-    return alert_embed(explanation, context.actions.thresholds)
+def why_embed(
+    context: DiscordContext, explanation: Explanation, *, full: bool = False
+) -> discord.Embed:
+    """The answer: compact (the summary, a line per firing driver) or full (every figure)."""
+    return alert_embed(explanation, context.actions.thresholds, full=full)
 
 
-def why_view(explanation: Explanation, *, chart: bool = False) -> discord.ui.View:
-    """The Refresh and Drivers buttons under a /why answer, and Chart when charts are on."""
+def why_view(
+    explanation: Explanation, *, chart: bool = False, full: bool = False
+) -> discord.ui.View:
+    """The Refresh, Details (under a compact answer) and Drivers buttons under a /why answer,
+    and Chart when charts are on."""
     view = discord.ui.View(timeout=None)
     coin = explanation.coin.id if explanation.coin else ""
     if coin_custom_id(REFRESH_PREFIX, coin) is not None:
         view.add_item(RefreshButton(coin))
+    if not full and coin_custom_id(DETAILS_PREFIX, coin) is not None:
+        view.add_item(DetailsButton(coin))
     view.add_item(DriversButton())
     if chart and coin_custom_id(CHART_PREFIX, coin) is not None:
         view.add_item(ChartButton(coin))
@@ -185,9 +194,24 @@ class RefreshButton(AnswerButton, template=re.escape(REFRESH_PREFIX) + _COIN):
             return
         await interaction.response.defer()  # acknowledged as "updating this message"
         explanation = await context.actions.why(self.coin)
+        full = context.actions.full_answers(Target("discord", str(interaction.channel_id)))
         await interaction.edit_original_response(
-            embed=why_embed(context, explanation),
-            view=why_view(explanation, chart=context.actions.charts is not None),
+            embed=why_embed(context, explanation, full=full),
+            view=why_view(explanation, chart=context.actions.charts is not None, full=full),
+        )
+
+
+class DetailsButton(AnswerButton, template=re.escape(DETAILS_PREFIX) + _COIN):
+    """Shows the full answer (every figure with its source and time, headlines, context) to the
+    one user who clicked, as of the latest refresh: the channel keeps the compact one."""
+
+    PREFIX, LABEL = DETAILS_PREFIX, "Details"
+
+    async def act(self, interaction: Interaction, context: DiscordContext) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        explanation = await context.actions.latest(self.coin)
+        await interaction.followup.send(
+            embed=why_embed(context, explanation, full=True), ephemeral=True
         )
 
 

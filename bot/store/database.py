@@ -160,6 +160,17 @@ class Store:
         """A stored value, or None."""
         return self.meta.get(key)
 
+    # per-chat settings, subscribed or not (kept as meta values: one per chat and setting)
+
+    def full_answers(self, platform: Platform, chat_id: str, topic_id: int | None) -> bool:
+        """Whether a chat (or forum topic) chose the full answer over the compact one."""
+        return self.meta.get(_full_answers_key(platform, chat_id, topic_id)) == "on"
+
+    def set_full_answers(
+        self, platform: Platform, chat_id: str, topic_id: int | None, on: bool
+    ) -> None:
+        self.meta.set(_full_answers_key(platform, chat_id, topic_id), "on" if on else "off")
+
     # subscriptions: see Subscriptions
 
     def subscribe(
@@ -311,3 +322,7 @@ class Store:
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
         """Hourly sums from `since`'s hour on, oldest first."""
         return self._history().liquidation_hours(since)
+
+
+def _full_answers_key(platform: Platform, chat_id: str, topic_id: int | None) -> str:
+    return f"full_answers:{platform}:{chat_id}:{'' if topic_id is None else topic_id}"

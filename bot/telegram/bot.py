@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pydantic import SecretStr
-from telegram import BotCommand, InlineKeyboardMarkup, Message, Update
+from telegram import BotCommand, CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -31,7 +31,17 @@ from telegram.ext import (
 from bot.actions import ActionError, Actions, BadArgument, NotAllowed, Preview, why_arguments
 from bot.commands import command, commands_for
 from bot.store import Platform
-from bot.telegram.buttons import CHART, DRIVERS, REFRESH, Presses, coin_of, keyboard
+from bot.telegram.buttons import (
+    CHART,
+    DETAILS,
+    DRIVERS,
+    REFRESH,
+    SUMMARY,
+    Presses,
+    coin_of,
+    keyboard,
+    shows_full,
+)
 from bot.telegram.chat import (
     CAPTION_LIMIT,
     NO_PREVIEW,
@@ -152,7 +162,13 @@ class TelegramFrontend:
             app.add_handler(CommandHandler(name, guarded, filters=INCOMING))
         app.add_handler(MessageHandler(filters.COMMAND & INCOMING, self._unknown))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
-        for data, button in ((REFRESH, self._refresh), (CHART, self._chart_button)):
+        buttons = (
+            (REFRESH, self._refresh),
+            (CHART, self._chart_button),
+            (DETAILS, self._details),
+            (SUMMARY, self._summary),
+        )
+        for data, button in buttons:
             app.add_handler(CallbackQueryHandler(answering(button), pattern=rf"^{data}(:|$)"))
         app.add_handler(
             CallbackQueryHandler(answering(self._drivers_button), pattern=rf"^{DRIVERS}$")
@@ -185,16 +201,18 @@ class TelegramFrontend:
         await reply(message_of(update), self.replies.help())
 
     async def _why(self, update: Update, context: Context) -> None:
-        """/why [coin]: the answer with Refresh, Drivers and Chart buttons. /why [coin] <date>:
-        the answer as of a past day's end, without buttons (they would answer about now)."""
+        """/why [coin]: the answer (compact unless the chat chose full) with Refresh, Details,
+        Drivers and Chart buttons. /why [coin] <date>: the full answer as of a past day's end,
+        without buttons (they would answer about now)."""
+        message = message_of(update)
         coin, at = why_arguments(context.args or [])
         if at is not None:
-            past = await self.actions.why_at(coin, at)
-            await reply(message_of(update), self._answer(past))
+            await reply(message, self._answer(await self.actions.why_at(coin, at), True))
             return
         explanation = await self.actions.why(coin)
+        full = self.actions.full_answers(target(message))
         # No chart here: drawing one must never delay the answer; the Chart button asks for it.
-        await reply(message_of(update), self._answer(explanation), self._keyboard(explanation))
+        await reply(message, self._answer(explanation, full), self._keyboard(explanation, full))
 
     async def _chart(self, update: Update, context: Context) -> None:
         """/chart [coin|etf]: the picture, or a reply in words when it cannot be drawn."""
@@ -235,10 +253,22 @@ class TelegramFrontend:
         await reply(message, self.replies.unsubscribed(found, where(message)))
 
     async def _settings(self, update: Update, context: Context) -> None:
-        """/settings: this chat's subscription."""
+        """/settings: this chat's subscription and answer style; `/settings full on|off` picks
+        the answer /why gives here (admins only in groups)."""
         message = message_of(update)
+        args = [a.lower() for a in context.args or []]
+        if args:
+            choice = args[1:] if args[0] == "full" else args
+            if len(choice) != 1:
+                raise BadArgument("settings")
+            if not await may_manage(context.bot, message):
+                raise NotAllowed("admins_only")
+            full = self.actions.set_full_answers(target(message), choice[0])
+            await reply(message, self.replies.full_answers_set(full, where(message)))
+            return
         sub = self.actions.settings(target(message))
-        await reply(message, self.replies.settings(sub, where(message)))
+        full = self.actions.full_answers(target(message))
+        await reply(message, self.replies.settings(sub, where(message), full))
 
     async def _history(self, update: Update, context: Context) -> None:
         """/history: the last alerts."""
@@ -281,12 +311,31 @@ class TelegramFrontend:
         if not await self._presses.admit(query, "refresh"):
             return
         explanation = await self.actions.why(coin_of(query.data, REFRESH))
+        # the answer keeps the form it is shown in
+        full = isinstance(query.message, Message) and shows_full(query.message.reply_markup)
+        await self._edit(query, explanation, full)
+
+    async def _details(self, update: Update, context: Context) -> None:
+        """The Details button: the full answer (every figure with its source and time,
+        headlines, context) in place of the compact one."""
+        query = query_of(update)
+        await query.answer()  # nothing is fetched: the answer as of the latest refresh
+        await self._edit(query, await self.actions.latest(coin_of(query.data, DETAILS)), True)
+
+    async def _summary(self, update: Update, context: Context) -> None:
+        """The Summary button: back to the compact answer, in place."""
+        query = query_of(update)
+        await query.answer()
+        await self._edit(query, await self.actions.latest(coin_of(query.data, SUMMARY)), False)
+
+    async def _edit(self, query: CallbackQuery, explanation: Explanation, full: bool) -> None:
+        """Edit the answer a button sits under, in place."""
         try:
             await query.edit_message_text(
-                self._answer(explanation),
+                self._answer(explanation, full),
                 parse_mode=ParseMode.HTML,
                 link_preview_options=NO_PREVIEW,
-                reply_markup=self._keyboard(explanation),
+                reply_markup=self._keyboard(explanation, full),
             )
         except BadRequest as err:
             # Nothing changed since the last answer: the message is already up to date.
@@ -307,11 +356,11 @@ class TelegramFrontend:
 
     # --- sending and errors ------------------------------------------------------------------
 
-    def _answer(self, explanation: Explanation) -> str:
-        return render.telegram_html(explanation, self.actions.thresholds)
+    def _answer(self, explanation: Explanation, full: bool = False) -> str:
+        return render.telegram_html(explanation, self.actions.thresholds, full=full)
 
-    def _keyboard(self, explanation: Explanation) -> InlineKeyboardMarkup:
-        return keyboard(explanation, chart=self.actions.charts is not None)
+    def _keyboard(self, explanation: Explanation, full: bool = False) -> InlineKeyboardMarkup:
+        return keyboard(explanation, chart=self.actions.charts is not None, full=full)
 
     async def _send_chart(self, message: Message, subject: str | None) -> None:
         """Reply with the chart of `subject` (a coin, "etf", or None for the market)."""

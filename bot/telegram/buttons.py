@@ -1,5 +1,5 @@
-"""The buttons under a Telegram answer: Refresh, Drivers and Chart, what their callback data
-carries (the answer's coin), and the short notice a press is answered with."""
+"""The buttons under a Telegram answer: Refresh, Details (or Summary), Drivers and Chart, what
+their callback data carries (the answer's coin), and the short notice a press is answered with."""
 
 from __future__ import annotations
 
@@ -16,12 +16,19 @@ PERIOD_S = 30  # per chat: Refresh, Drivers and Chart presses, each
 CALLBACK_TEXT_LIMIT = 200  # answerCallbackQuery's notice
 CALLBACK_DATA_LIMIT = 64  # bytes
 REFRESH, DRIVERS, CHART = "why:refresh", "why:drivers", "why:chart"
+#: show the full answer in place of the compact one, and back
+DETAILS, SUMMARY = "why:details", "why:summary"
 
 
-def keyboard(explanation: Explanation, *, chart: bool = False) -> InlineKeyboardMarkup:
-    """The buttons under an answer: Refresh (the same question again), Drivers, and Chart."""
+def keyboard(
+    explanation: Explanation, *, chart: bool = False, full: bool = False
+) -> InlineKeyboardMarkup:
+    """The buttons under an answer: Refresh (the same question again), Details (the full
+    answer in place; Summary back to the compact one), Drivers, and Chart."""
+    toggle = ("Summary", SUMMARY) if full else ("Details", DETAILS)
     buttons = [
         InlineKeyboardButton("Refresh", callback_data=with_coin(REFRESH, explanation)),
+        InlineKeyboardButton(toggle[0], callback_data=with_coin(toggle[1], explanation)),
         InlineKeyboardButton("Drivers", callback_data=DRIVERS),
     ]
     if chart:
@@ -42,6 +49,16 @@ def with_coin(action: str, explanation: Explanation) -> str:
 def coin_of(data: str | None, action: str) -> str | None:
     """The coin a button's data names (None: the market)."""
     return (data or "").removeprefix(action).removeprefix(":") or None
+
+
+def shows_full(markup: InlineKeyboardMarkup | None) -> bool:
+    """Whether the message under these buttons shows the full answer (its toggle says Summary)."""
+    rows = markup.inline_keyboard if markup is not None else ()
+    return any(
+        (b.callback_data or "") == SUMMARY or str(b.callback_data or "").startswith(f"{SUMMARY}:")
+        for row in rows
+        for b in row
+    )
 
 
 def notice(text: str) -> str:

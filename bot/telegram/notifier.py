@@ -82,13 +82,14 @@ class TelegramNotifier:
         self._chart_tasks: set[asyncio.Task[None]] = set()  # charts on their way, after texts
 
     def text(self, message: AlertMessage) -> str:
-        """The alert as Telegram HTML, at most 4,096 characters."""
+        """The alert as Telegram HTML, at most 4,096 characters: compact (the summary and a line
+        per firing driver); its chart follows."""
         e = message.explanation
         if message.kind == "eased":
             return self._replies.eased(e)
         intro = self._replies.alert_intro(e)
         budget = TELEGRAM_LIMIT - len(intro) - 2
-        return f"{intro}\n\n{render.telegram_html(e, self._thresholds, limit=budget)}"
+        return f"{intro}\n\n{render.telegram_html(e, self._thresholds, limit=budget, full=False)}"
 
     async def send(self, subscription: Subscription, message: AlertMessage) -> None:
         """Post one alert's text, and start its chart on its way; raise a DeliveryError subtype

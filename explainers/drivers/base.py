@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from explainers.models import DriverFigures, DriverResult, Evidence, Lookback, Snapshot
+from explainers.models import DriverFigures, DriverResult, Evidence, Lookback, Role, Snapshot
 from explainers.settings import Thresholds
 
 F = TypeVar("F", bound=DriverFigures)
@@ -31,6 +31,10 @@ class Driver(Generic[F]):
     key: str
     name: str  # in answers: "Liquidation cascade"
     short_name: str  # on charts, where space is short: "Liquidations"
+    #: its part in a sell-off: what set it off, what amplified it, or how sentiment answered
+    role: Role
+    #: what the summary calls it, mid-sentence: "long liquidations", "falling stocks"
+    subject: str
     #: headline keywords (word boundaries) that tag a news item to this driver
     patterns: re.Pattern[str]
     figures: type[F]
@@ -72,6 +76,7 @@ class Driver(Generic[F]):
             key=self.key,
             name=self.name,
             state="unknown",
+            role=self.role,
             threshold=threshold,
             evidence=evidence or [],
             missing=missing,
@@ -92,6 +97,7 @@ class Driver(Generic[F]):
         return DriverResult(
             key=self.key,
             name=self.name,
+            role=self.role,
             state="fired" if (severity >= 1.0 if fired is None else fired) else "quiet",
             severity=severity,
             threshold=threshold,

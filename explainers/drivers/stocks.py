@@ -79,6 +79,8 @@ DRIVER = Driver(
     key="stocks",
     name="Stock market weakness",
     short_name="Stocks",
+    role="set_off",
+    subject="falling stocks",
     patterns=re.compile(
         r"(?i:\bS&P\b|\bNasdaq\b|\bstocks?\b|\bequities\b|\bNikkei\b|\brecession\w*)"
     ),
