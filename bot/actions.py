@@ -407,7 +407,9 @@ class Actions:
         """/why [coin] <date>: the answer as of the end of a past UTC day, from whydown's archive
         when it answered that day, else rebuilt from each source's history."""
         day = self.past_day(at)
-        return await self._machine().answer(day, (coin or "").strip() or None)
+        query = (coin or "").strip() or None
+        with coin_refusals(query):
+            return await self._machine().answer(day, query)
 
     def preview_settings(
         self, target: Target, min_drivers: str | int | None, days: str | int | None

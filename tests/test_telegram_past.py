@@ -190,6 +190,20 @@ async def test_dates_that_cannot_be_answered_say_why(
     )
 
 
+async def test_a_coin_without_a_price_that_day_is_an_unknown_coin(
+    frontend: TelegramFrontend, telegram_emulator: TelegramEmulator
+) -> None:
+    client, chat = telegram_emulator.client, Chat.private(ALICE)
+    async with running(frontend):
+        await client.send_command(chat, "why", "foocoin 2024-08-05", user=ALICE)
+        unknown = await client.wait_for_reply(chat)
+
+    assert unknown.text == (
+        'I don\'t know the coin "foocoin" (I look among the top 100 by market cap, by symbol or '
+        "CoinGecko id)."
+    )
+
+
 async def test_without_a_time_machine_past_days_are_said_to_be_off(
     telegram_emulator: TelegramEmulator,
     explainer: Explainer,
