@@ -9,18 +9,21 @@ in exactly one place. None of them is a bug: a bug is any other exception.
     ActionError          a use case refused; `outage` says whether a source failed (else the user's ask)
     ├── UnknownCoin      a coin the market data does not know; carries close matches
     ├── DataUnavailable  the coin list could not be read this time
-    ├── BadArgument      a command's arguments were wrong: the reply is its usage line
+    ├── BadArgument      a command's arguments were wrong: the reply is its usage line (a date
+    │                    that cannot be answered: the reason, then the usage line)
     ├── NotAllowed       not this user, not here, or a channel the bot cannot post in
-    └── ChartUnavailable no chart can be drawn now; the answer in words still can
+    ├── ChartUnavailable no chart can be drawn now; the answer in words still can
+    └── PastUnavailable  this bot has no time machine: past days and previews are off
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal
 
 from bot.alerts import AlertSettings
@@ -34,12 +37,14 @@ from bot.store import (
     Subscription,
 )
 from explainers import errors as core
+from explainers.backtest import Backtest, TimeMachine, backtest
 from explainers.collect import utcnow
 from explainers.explain import coin_by_query
 from explainers.models import Explanation
 from explainers.render import Flavour
 from explainers.service import Explainer
 from explainers.settings import Thresholds
+from explainers.timemachine import BadDate, is_day
 
 if TYPE_CHECKING:  # the chart service pulls in matplotlib; only its types are needed here
     from explainers.chart_service import Chart, ChartMaker
@@ -137,6 +142,16 @@ class ChartUnavailable(ActionError):
         return replies.chart_unavailable(self.reason)
 
 
+class PastUnavailable(ActionError):
+    """This bot was started without a time machine: no past days, no previews."""
+
+    def __init__(self) -> None:
+        super().__init__("past days are not set up on this bot")
+
+    def reply(self, replies: Replies) -> str:
+        return replies.past_unavailable()
+
+
 @contextmanager
 def coin_refusals(coin: str | None) -> Iterator[None]:
     """The core's refusals of a coin, as the action errors a user reads."""
@@ -170,6 +185,14 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """/preview: the alert rule over past days, and its picture (BTC, alert marks, drivers)."""
+
+    backtest: Backtest
+    png: bytes
+
+
+@dataclass(frozen=True)
 class Drawn:
     """A chart and what it shows: the ETF flows, or a sell-off."""
 
@@ -199,6 +222,33 @@ async def draw(charts: ChartMaker, subject: str | None) -> Drawn:
     return Drawn(chart, etf)
 
 
+#: /preview's default and bounds on its days
+PREVIEW_DAYS = 90
+PREVIEW_DAYS_MOST = 365
+
+
+def why_arguments(args: Sequence[str]) -> tuple[str | None, str | None]:
+    """/why's free-form arguments as (coin, date): an argument that reads as a date is the date
+    ("2024-08-05", "yesterday", "3d"), any other is the coin, in either order. Two of a kind, or
+    more than two, is a BadArgument (the usage line)."""
+    if len(args) > 2:
+        raise BadArgument("why")
+    days = [a for a in args if is_day(a)]
+    coins = [a for a in args if not is_day(a)]
+    if len(days) > 1 or len(coins) > 1:
+        raise BadArgument("why")
+    return (coins[0] if coins else None), (days[0] if days else None)
+
+
+def _whole(raw: str | int | None, lowest: int, highest: int) -> int | None:
+    """A whole number within bounds, or None."""
+    try:
+        value = int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and lowest <= value <= highest else None
+
+
 # --- the use cases ---------------------------------------------------------------------------
 
 
@@ -215,6 +265,7 @@ class Actions:
         charts: ChartMaker | None = None,
         clock: Callable[[], datetime] = utcnow,
         on_coin_asked: Callable[[str], object] | None = None,
+        timemachine: TimeMachine | None = None,
     ) -> None:
         """on_coin_asked: told the symbol ("DOGE") of each coin a /why answer was given for
         (the runner streams its liquidations); it must return at once, and a failure in it
@@ -226,6 +277,8 @@ class Actions:
         self.charts = charts  # None: /chart says in words that it has no chart; alerts are text
         self.clock = clock
         self.on_coin_asked = on_coin_asked
+        # None: /why <date> and /preview say past days are off; /subscribe sends no preview
+        self.timemachine = timemachine
 
     def replies(self, platform: Platform, flavour: Flavour) -> Replies:
         """The replies of a platform in one markup, with this bot's thresholds and cooldown."""
@@ -332,18 +385,80 @@ class Actions:
             self.clock(),
         )
 
-    def min_drivers(self, raw: str | int | None) -> int:
+    def min_drivers(self, raw: str | int | None, command: str = "subscribe") -> int:
         """A subscription's minimum number of drivers (the default when none is given)."""
         if raw is None or raw == "":
             return self.alert_settings.default_min_drivers
-        try:
-            value = int(raw)
-        except (TypeError, ValueError):
-            value = None
-        if value is None or not MIN_DRIVERS_LOWEST <= value <= MIN_DRIVERS_HIGHEST:
+        value = _whole(raw, MIN_DRIVERS_LOWEST, MIN_DRIVERS_HIGHEST)
+        if value is None:
             problem = (
                 f"min_drivers must be a whole number from {MIN_DRIVERS_LOWEST} "
                 f"to {MIN_DRIVERS_HIGHEST}."
             )
-            raise BadArgument("subscribe", problem)
+            raise BadArgument(command, problem)
         return value
+
+    # --- past days ---------------------------------------------------------------------------
+
+    def _machine(self) -> TimeMachine:
+        if self.timemachine is None:
+            raise PastUnavailable()
+        return self.timemachine
+
+    def past_day(self, text: str) -> date:
+        """/why's date, parsed; a date that cannot be answered is a BadArgument with the reason
+        (in the future, unreadable, before any source's history)."""
+        machine = self._machine()
+        try:
+            return machine.parse(text)
+        except BadDate as err:
+            raise BadArgument("why", f"No answer for that date: {err.reason}.") from err
+
+    async def why_at(self, coin: str | None, at: str) -> Explanation:
+        """/why [coin] <date>: the answer as of the end of a past UTC day, from whydown's archive
+        when it answered that day, else rebuilt from each source's history."""
+        day = self.past_day(at)
+        query = (coin or "").strip() or None
+        with coin_refusals(query):
+            return await self._machine().answer(day, query)
+
+    def preview_settings(
+        self, target: Target, min_drivers: str | int | None, days: str | int | None
+    ) -> tuple[int, int]:
+        """/preview's (min_drivers, days), checked: the chat's own subscription's min_drivers
+        when none is given and it is subscribed, and 90 days by default."""
+        if min_drivers is None or min_drivers == "":
+            sub = self.settings(target)
+            minimum = (
+                sub.min_drivers
+                if sub is not None and sub.active
+                else self.alert_settings.default_min_drivers
+            )
+        else:
+            minimum = self.min_drivers(min_drivers, "preview")
+        if days is None or days == "":
+            return minimum, PREVIEW_DAYS
+        value = _whole(days, 1, PREVIEW_DAYS_MOST)
+        if value is None:
+            raise BadArgument(
+                "preview", f"days must be a whole number from 1 to {PREVIEW_DAYS_MOST}."
+            )
+        return minimum, value
+
+    async def preview(self, min_drivers: int, days: int = PREVIEW_DAYS) -> Preview:
+        """/preview: how often the alert rule would have fired over the past `days`, with the
+        picture. Rebuilt days are cached in the store: a second preview asks no upstream."""
+        result = await backtest(self._machine(), days, min_drivers)
+        from explainers.backtest_chart import backtest_png  # matplotlib only when drawn
+
+        # drawing is CPU work: off the event loop, so other chats are answered meanwhile
+        return Preview(result, await asyncio.to_thread(backtest_png, result))
+
+    async def preview_after_subscribe(self, sub: Subscription) -> Preview | None:
+        """The preview sent after /subscribe, for its min_drivers over the default days; None when
+        it could not be made (logged): the subscription stands whatever happens here."""
+        try:
+            return await self.preview(sub.min_drivers)
+        except Exception:
+            log.exception("the preview after subscribing %s failed", sub.chat_id)
+            return None

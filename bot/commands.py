@@ -17,6 +17,7 @@ from bot.store import (
     Subscription,
 )
 from explainers import render
+from explainers.backtest import Backtest, preview_text
 from explainers.models import Explanation
 from explainers.render import Flavour
 from explainers.safe_text import visible
@@ -64,7 +65,10 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "why",
         "Why is crypto down? The drivers firing now, with evidence",
-        (Argument("coin", "a coin symbol or CoinGecko id, e.g. SOL"),),
+        (
+            Argument("coin", "a coin symbol or CoinGecko id, e.g. SOL"),
+            Argument("date", "a past UTC day: YYYY-MM-DD, yesterday or 3d (three days ago)"),
+        ),
     ),
     Command("drivers", "Every driver: firing, quiet or unknown, with its figure and threshold"),
     Command(
@@ -85,6 +89,11 @@ COMMANDS: tuple[Command, ...] = (
         admin_only=True,
     ),
     Command("unsubscribe", "Stop crash alerts here", (CHANNEL,), admin_only=True),
+    Command(
+        "preview",
+        "How often alerts would have come here over past days, with a picture",
+        (MIN_DRIVERS, Argument("days", "past days to look back over, 1 to 365 (default 90)")),
+    ),
     Command(
         "settings",
         "This chat's alert subscription and answer style (compact or full)",
@@ -199,3 +208,14 @@ class Replies:
 
     def chart_unavailable(self, reason: str | None = None) -> str:
         return self._msg("chart_unavailable", reason=reason)
+
+    def preview(self, bt: Backtest) -> str:
+        """ "With 3 drivers, this chat would have been alerted on 4 days in the last 90: ..." and
+        how many drivers could be judged."""
+        return self._msg("preview", text=preview_text(bt))
+
+    def preview_unavailable(self) -> str:
+        return self._msg("preview_unavailable")
+
+    def past_unavailable(self) -> str:
+        return self._msg("past_unavailable")

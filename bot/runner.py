@@ -24,6 +24,7 @@ from bot.delivery import FanOutReport, Notifier
 from bot.health import Health
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
 from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
+from explainers.backtest import TimeMachine
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
@@ -380,6 +381,10 @@ async def _serve(
             clock=clock,
             # a coin asked about is streamed too
             on_coin_asked=feed.coin_asked if feed is not None else None,
+            # /why <date> and /preview: rebuilt days cached in the store's archive
+            timemachine=TimeMachine(
+                client, settings.sources, settings.thresholds, archive=store.archive, clock=clock
+            ),
         )
         if feed is not None:
             feed.contract_value = okx_contract_value(client, settings)

@@ -630,7 +630,8 @@ async def test_help_and_start_list_exactly_the_registry_commands(
     registry = [c.usage("telegram") for c in commands_for("telegram")]
     assert help_.text is not None
     assert command_lines(help_.text) == registry
-    assert "/why [coin]" in registry and "/subscribe [min_drivers]" in registry
+    assert "/why [coin] [date]" in registry and "/subscribe [min_drivers]" in registry
+    assert "/preview [min_drivers] [days]" in registry
     assert "/chart [coin|etf]" in registry
     assert start.text == help_.text
 
@@ -671,7 +672,7 @@ async def test_unknown_commands_and_bad_arguments_get_the_usage_line(
     expected = "min_drivers must be a whole number from 2 to 6. Usage: /subscribe [min_drivers]"
     assert bad.text == expected
     assert out_of_range.text == expected
-    assert too_many.text == "Usage: /why [coin]"
+    assert too_many.text == "Usage: /why [coin] [date]"
     assert named.text == REPLIES.unknown_command("price")
     assert named.text == "I don't know the command /price. Send /help for the list."
     assert [m.text for m in await client.bot_messages(group)] == [expected, named.text]

@@ -16,12 +16,13 @@ import discord
 from discord import app_commands
 from pydantic import SecretStr
 
-from bot.actions import Actions, Target
+from bot.actions import PREVIEW_DAYS_MOST, Actions, Target
 from bot.commands import Command, commands_for
 from bot.delivery import Notifier
 from bot.discord.channels import managed_channel
 from bot.discord.interactions import DiscordContext, context_of, report_error, send_text
 from bot.discord.notifier import DiscordNotifier
+from bot.discord.past import send_preview
 from bot.discord.views import (
     ChartButton,
     DetailsButton,
@@ -56,13 +57,21 @@ def intents() -> discord.Intents:
 # names, descriptions and option descriptions come from bot.commands.COMMANDS.
 
 
-async def why(interaction: Interaction, coin: str | None = None) -> None:
-    """/why [coin]: the answer as an embed with Refresh, Drivers and Chart buttons."""
+async def why(interaction: Interaction, coin: str | None = None, date: str | None = None) -> None:
+    """/why [coin] [date]: the answer as an embed (compact unless the channel chose full) with
+    Refresh, Details, Drivers and Chart buttons; for a past day, the full answer as of its end,
+    without buttons (they would answer about now)."""
     context = context_of(interaction)
     # a refusal must be known before the public "thinking…": what follows a defer replaces it
     # and so is seen by the whole channel, whatever its own ephemeral flag says
+    if date is not None:
+        context.actions.past_day(date)
     context.actions.check_coin(coin)
     await interaction.response.defer(thinking=True)  # a cold cache means a full refresh
+    if date is not None:
+        past = await context.actions.why_at(coin, date)
+        await interaction.followup.send(embed=why_embed(context, past, full=True))
+        return
     explanation = await context.actions.why(coin)
     full = context.actions.full_answers(Target(PLATFORM, str(interaction.channel_id)))
     await interaction.followup.send(
@@ -132,6 +141,26 @@ async def subscribe(
     target, where = managed_channel(interaction, channel, postable=True, charts=charts)
     sub = context.actions.subscribe(target, min_drivers, interaction.user.name)
     await send_text(interaction, context.replies.subscribed(sub, where))
+    if context.actions.timemachine is not None:
+        # a follow-up after the confirmation: a slow reconstruction never delays it
+        preview = await context.actions.preview_after_subscribe(sub)
+        if preview is None:
+            await interaction.followup.send(context.replies.preview_unavailable())
+        else:
+            await send_preview(interaction, context, preview)
+
+
+async def preview(
+    interaction: Interaction,
+    min_drivers: app_commands.Range[int, MIN_DRIVERS_LOWEST, MIN_DRIVERS_HIGHEST] | None = None,
+    days: app_commands.Range[int, 1, PREVIEW_DAYS_MOST] | None = None,
+) -> None:
+    """/preview [min_drivers] [days]: how often this channel would have been alerted."""
+    context = context_of(interaction)
+    here = Target(PLATFORM, str(interaction.channel_id))
+    minimum, span = context.actions.preview_settings(here, min_drivers, days)
+    await interaction.response.defer(thinking=True)  # a cold preview rebuilds every day
+    await send_preview(interaction, context, await context.actions.preview(minimum, span))
 
 
 async def unsubscribe(interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
@@ -152,6 +181,7 @@ HANDLERS: dict[str, Handler] = {
     "settings": settings,
     "subscribe": subscribe,
     "unsubscribe": unsubscribe,
+    "preview": preview,
 }
 # subscriptions are per channel: Discord neither offers these in direct messages nor runs them there
 SERVER_ONLY = frozenset({"subscribe", "unsubscribe", "settings"})

@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.actions import ActionError, Actions, BadArgument, NotAllowed
+from bot.actions import ActionError, Actions, BadArgument, NotAllowed, Preview, why_arguments
 from bot.commands import command, commands_for
 from bot.store import Platform
 from bot.telegram.buttons import (
@@ -43,11 +43,13 @@ from bot.telegram.buttons import (
     shows_full,
 )
 from bot.telegram.chat import (
+    CAPTION_LIMIT,
     NO_PREVIEW,
     argument,
     caption,
     command_word,
     describe,
+    fit,
     may_manage,
     message_of,
     query_of,
@@ -144,6 +146,7 @@ class TelegramFrontend:
             "chart": self._chart,
             "subscribe": self._subscribe,
             "unsubscribe": self._unsubscribe,
+            "preview": self._preview,
             "settings": self._settings,
             "history": self._history,
             "status": self._status,
@@ -199,9 +202,14 @@ class TelegramFrontend:
 
     async def _why(self, update: Update, context: Context) -> None:
         """/why [coin]: the answer (compact unless the chat chose full) with Refresh, Details,
-        Drivers and Chart buttons."""
+        Drivers and Chart buttons. /why [coin] <date>: the full answer as of a past day's end,
+        without buttons (they would answer about now)."""
         message = message_of(update)
-        explanation = await self.actions.why(argument(context.args, "why"))
+        coin, at = why_arguments(context.args or [])
+        if at is not None:
+            await reply(message, self._answer(await self.actions.why_at(coin, at), True))
+            return
+        explanation = await self.actions.why(coin)
         full = self.actions.full_answers(target(message))
         # No chart here: drawing one must never delay the answer; the Chart button asks for it.
         await reply(message, self._answer(explanation, full), self._keyboard(explanation, full))
@@ -219,6 +227,24 @@ class TelegramFrontend:
         message, minimum = message_of(update), argument(context.args, "subscribe")
         sub = self.actions.subscribe(target(message), minimum, sender(message))
         await reply(message, self.replies.subscribed(sub, where(message)))
+        if self.actions.timemachine is not None:
+            # after the confirmation, so a slow reconstruction never delays it; updates are
+            # handled concurrently, so other chats are answered meanwhile
+            preview = await self.actions.preview_after_subscribe(sub)
+            if preview is None:
+                await reply(message, self.replies.preview_unavailable())
+            else:
+                await self._send_preview(message, preview)
+
+    async def _preview(self, update: Update, context: Context) -> None:
+        """/preview [min_drivers] [days]: how often this chat would have been alerted."""
+        message, args = message_of(update), context.args or []
+        if len(args) > 2:
+            raise BadArgument("preview")
+        minimum, days = self.actions.preview_settings(
+            target(message), args[0] if args else None, args[1] if len(args) > 1 else None
+        )
+        await self._send_preview(message, await self.actions.preview(minimum, days))
 
     async def _unsubscribe(self, update: Update, context: Context) -> None:
         """/unsubscribe: stop this chat's alerts (admins only in groups)."""
@@ -344,6 +370,15 @@ class TelegramFrontend:
             caption=caption(chart.caption),
             parse_mode=ParseMode.HTML,
             filename=chart.filename,
+        )
+
+    async def _send_preview(self, message: Message, preview: Preview) -> None:
+        """The backtest's picture, its sentence as the caption."""
+        await message.reply_photo(
+            preview.png,
+            caption=fit(self.replies.preview(preview.backtest), CAPTION_LIMIT),
+            parse_mode=ParseMode.HTML,
+            filename="whydown-preview.png",
         )
 
     async def _on_error(self, update: object, context: Context) -> None:
