@@ -91,6 +91,8 @@ def route(url: httpx.URL) -> tuple[str, str] | None:
         return "usdt_kraken", "kraken_ticker"
     if "/v8/finance/chart/" in path:
         return ("yahoo_spx" if "GSPC" in path else "yahoo_ndx"), "yahoo_chart"
+    if "cnbc" in host and path.endswith("/restQuote/symbolType/symbol"):
+        return ("cnbc_spx" if params.get("symbols") == ".SPX" else "cnbc_ndx"), "cnbc_quote"
     if path.endswith("/graph/fredgraph.csv") and params.get("id") in ("SP500", "NASDAQCOM"):
         if params.get("id") == "SP500":
             return "fred_spx", "fred_sp500"

@@ -47,6 +47,8 @@ NOT_RECORDED: tuple[str, ...] = (
     "oi_binance",
     "oi_hyperliquid",
     "kalshi",
+    "cnbc_spx",
+    "cnbc_ndx",
     "fred_spx",
     "fred_ndx",
 )

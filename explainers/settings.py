@@ -33,6 +33,8 @@ class SourceSettings(BaseModel):
     yahoo_cookie_url: str = "https://fc.yahoo.com"
     # after a 429 Yahoo is not asked again for this long (a longer Retry-After wins)
     yahoo_breaker_s: float = 900.0
+    # CNBC's keyless quote service: intraday index quotes when Yahoo refuses (before FRED's close)
+    cnbc_url: str = "https://quote.cnbc.com"
     stooq_url: str = "https://stooq.com"
     # Stooq's CSV downloads now want a key: without one Stooq is disabled (never called)
     stooq_api_key: SecretStr | None = None

@@ -41,6 +41,7 @@ from explainers.source_runner import SourceCall
 from explainers.sources import (
     binance,
     bybit,
+    cnbc,
     coinbase,
     coingecko,
     farside,
@@ -284,7 +285,8 @@ async def _kalshi_odds(x: FetchContext) -> FedCutOdds:
 
 
 def _index_sources(key: yahoo.IndexKey, name: str) -> Source[StockQuote]:
-    """One stock index: Yahoo (intraday, crumb flow), else FRED's close, else Stooq (keyed)."""
+    """One stock index: Yahoo (intraday, crumb flow), else CNBC (intraday, keyless), else FRED's
+    close, else Stooq (keyed)."""
     series, _ = fred.INDEX_SERIES[key]
     return Source(
         f"yahoo_{key}",
@@ -293,6 +295,13 @@ def _index_sources(key: yahoo.IndexKey, name: str) -> Source[StockQuote]:
         apply=_index(key),
         stale_after=4 * DAY,
         fallbacks=(
+            Source(
+                f"cnbc_{key}",
+                f"CNBC {name}",
+                fetch=lambda x: cnbc.fetch_quote(x.client, x.cfg.cnbc_url, key),
+                apply=_index(key),
+                stale_after=4 * DAY,
+            ),
             Source(
                 f"fred_{key}",
                 f"FRED {name} ({series})",

@@ -16,6 +16,7 @@ from typing import Any
 from explainers.sources import (
     binance,
     bybit,
+    cnbc,
     farside,
     fred,
     hyperliquid,
@@ -70,6 +71,7 @@ CHECKS: dict[str, Check] = {
     "coinbase_ticker": json_check(usdt.COINBASE_TICKER_SHAPE),
     "kraken_ticker": json_check(usdt.KRAKEN_TICKER_SHAPE),
     "yahoo_chart": json_check(yahoo.CHART_SHAPE),
+    "cnbc_quote": json_check(cnbc.QUOTE_SHAPE),
     "fred_sp500": csv_check(fred.series_columns("SP500")),
     "fred_nasdaqcom": csv_check(fred.series_columns("NASDAQCOM")),
     "stooq_daily": csv_check(stooq.CSV_COLUMNS),
