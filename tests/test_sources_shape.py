@@ -26,11 +26,33 @@ RECORDED = {
     "kalshi_markets": "kalshi_markets_kxfed.json",
     "kalshi_orderbook": "kalshi_orderbook_kxfed.json",
     "farside_page": "farside_btc.html",
+    "mempool_hashrate": "mempool_hashrate_3d.json",
+    "mempool_difficulty_adjustment": "mempool_difficulty_adjustment.json",
+    "blockchain_info_chart": "blockchain_info_charts_n_transactions.json",
+    "fred_vixcls": "fred_vixcls_fredgraph.csv",
+    "fred_dtwexbgs": "fred_dtwexbgs_fredgraph.csv",
+    "fred_dexjpus": "fred_dexjpus_fredgraph.csv",
+}
+
+#: checks with no recorded body anywhere: a body written after the provider's documented shape
+#: (DefiLlama `/stablecoincharts/all`: daily points, `date` a string of epoch seconds)
+DOCUMENTED = {
+    "defillama_stablecoincharts": (
+        '[{"date": "1763596800", "totalCirculating": {"peggedUSD": 3.0e11}, '
+        '"totalCirculatingUSD": {"peggedUSD": 3.0e11, "peggedEUR": 5.1e8}}]'
+    ),
 }
 
 
 def test_every_check_has_a_recorded_body() -> None:
-    assert set(RECORDED) == set(CHECKS)
+    assert set(RECORDED) | set(DOCUMENTED) == set(CHECKS)
+    assert not set(RECORDED) & set(DOCUMENTED)
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTED))
+def test_documented_bodies_fit(name: str) -> None:
+    assert CHECKS[name](DOCUMENTED[name]) == []
+    assert CHECKS[name]('[{"date": "1763596800"}]') == ["[0].totalCirculatingUSD is missing"]
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))
