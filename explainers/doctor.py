@@ -72,6 +72,14 @@ class CaptureTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+#: FRED series id -> (source key, check key) of the markets read outside crypto
+_MACRO_ROUTES = {
+    "VIXCLS": ("fred_vix", "fred_vixcls"),
+    "DTWEXBGS": ("fred_dollar", "fred_dtwexbgs"),
+    "DEXJPUS": ("fred_usdjpy", "fred_dexjpus"),
+}
+
+
 def route(url: httpx.URL) -> tuple[str, str] | None:
     """(source key, check key) of a request whose body has a shape check, else None."""
     host, path, params = url.host, url.path, url.params
@@ -103,6 +111,16 @@ def route(url: httpx.URL) -> tuple[str, str] | None:
         return "kalshi", "kalshi_markets"
     if "kalshi" in host and path.endswith("/orderbook"):
         return "kalshi", "kalshi_orderbook"
+    if path.endswith("/graph/fredgraph.csv") and params.get("id") in _MACRO_ROUTES:
+        return _MACRO_ROUTES[params["id"]]
+    if path.endswith("/api/v1/mining/hashrate/1m"):
+        return "mempool_hashrate", "mempool_hashrate"
+    if path.endswith("/api/v1/difficulty-adjustment"):
+        return "mempool_difficulty", "mempool_difficulty_adjustment"
+    if path.endswith("/stablecoincharts/all"):
+        return "defillama_stablecoins", "defillama_stablecoincharts"
+    if path.endswith("/charts/n-transactions"):
+        return "blockchain_transactions", "blockchain_info_chart"
     if path.endswith("/wp-json/wp/v2/pages") and params.get("slug") == "btc":
         return "farside", "farside_page"
     return None

@@ -5,25 +5,32 @@ from __future__ import annotations
 import difflib
 import math
 import statistics
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from explainers import formatting as fmt
 from explainers.errors import CoinDataUnavailable, UnknownCoin
 from explainers.models import (
     AltcoinView,
+    Calendar,
     CoinMarket,
     CoinView,
     DriverResult,
     Explanation,
+    FomcDecision,
+    Fundamentals,
     Headline,
     Lookback,
     Move,
     Onset,
     Replay,
+    RiskGauge,
+    RiskOff,
     Sentiment,
     Snapshot,
     Verdict,
     WatchItem,
+    change_pct,
 )
 from explainers.settings import Thresholds
 
@@ -226,9 +233,166 @@ def _with_headlines(drivers: list[DriverResult], headlines: list[Headline]) -> l
     ]
 
 
-def watch(snapshot: Snapshot, lb: Lookback, now: datetime) -> list[WatchItem]:
-    """The signals to follow next, each with its current value."""
+# --- context: never a driver, never counted toward an alert --------------------------------
+
+
+def fundamentals(snapshot: Snapshot, t: Thresholds) -> Fundamentals | None:
+    """The network and the stablecoin float against their own recent past; None when none of
+    their sources answered."""
+    hr, sc, tx = snapshot.hash_rate, snapshot.stablecoins, snapshot.transactions
+    read = [r for r in (hr, sc, tx) if r is not None]
+    if not read:
+        return None
+    hash_change = hr.change_pct if hr is not None else None
+    supply_change = sc.change_7d_pct if sc is not None else None
+    return Fundamentals(
+        hash_rate_vs_30d=hash_change,
+        stablecoin_usd=sc.total_usd if sc is not None else None,
+        stablecoin_change_7d=supply_change,
+        transactions_vs_30d=tx.change_pct if tx is not None else None,
+        hash_rate_falling=hash_change is not None and hash_change <= t.hash_rate_drop_pct,
+        capital_leaving=supply_change is not None and supply_change <= t.stablecoin_drop_7d_pct,
+        sources=[r.source for r in read],
+        as_of=min(r.as_of for r in read),
+    )
+
+
+def risk_off(snapshot: Snapshot, t: Thresholds) -> RiskOff | None:
+    """VIX, the dollar index and the yen on their latest day; None when FRED gave none."""
+    gauges: list[RiskGauge] = []
+    vix = snapshot.macro.get("vix")
+    if vix is not None:
+        change = vix.change_pct
+        gauges.append(
+            RiskGauge(
+                key="vix",
+                level=vix.value,
+                change_pct=change,
+                day=vix.day,
+                source=vix.source,
+                notable=vix.value >= t.vix_level
+                or (change is not None and change >= t.vix_rise_pct),
+            )
+        )
+    dollar = snapshot.macro.get("dollar")
+    if dollar is not None:
+        change = dollar.change_pct
+        gauges.append(
+            RiskGauge(
+                key="dollar",
+                level=dollar.value,
+                change_pct=change,
+                day=dollar.day,
+                source=dollar.source,
+                notable=change is not None and change >= t.dollar_rise_pct,
+            )
+        )
+    usdjpy = snapshot.macro.get("usdjpy")
+    if usdjpy is not None:
+        # yen per dollar falling is the yen rising: its change against the dollar
+        yen = change_pct(usdjpy.previous, usdjpy.value) if usdjpy.previous is not None else None
+        gauges.append(
+            RiskGauge(
+                key="usdjpy",
+                level=usdjpy.value,
+                change_pct=yen,
+                day=usdjpy.day,
+                source=usdjpy.source,
+                notable=yen is not None and yen >= t.yen_rise_pct,
+            )
+        )
+    return RiskOff(gauges=gauges) if gauges else None
+
+
+#: FOMC statements come out at 2 pm Eastern on a meeting's second day
+EASTERN = ZoneInfo("America/New_York")
+FOMC_TIME = time(14, 0)
+#: US spot-ETF flows are published after the US close (4 pm Eastern)
+US_CLOSE = time(16, 0)
+FED_SCHEDULE = "Fed schedule"
+
+
+def decision_time(day: date) -> datetime:
+    return datetime.combine(day, FOMC_TIME, EASTERN).astimezone(UTC)
+
+
+def next_fomc(snapshot: Snapshot, t: Thresholds, now: datetime) -> FomcDecision | None:
+    """The soonest decision ahead that a prediction market read (Polymarket, Kalshi) or the Fed's
+    published schedule (settings) names, with the cut odds of a market for that meeting."""
+    markets: list[tuple[date, str, float]] = []
+    polymarket, kalshi = snapshot.cut_odds, snapshot.kalshi_odds
+    if polymarket is not None and polymarket.meeting_date is not None:
+        markets.append((polymarket.meeting_date, polymarket.source, polymarket.probability))
+    if kalshi is not None:
+        markets.append((kalshi.meeting_date, kalshi.source, kalshi.cut_pct / 100))
+    days = {d for d, _, _ in markets} | {date.fromisoformat(d) for d in t.fomc_dates}
+    ahead = sorted(d for d in days if decision_time(d) > now)
+    if not ahead:
+        return None
+    day = ahead[0]
+    named = [(source, odds) for d, source, odds in markets if d == day]
+    if named:
+        source, odds = named[0]
+        return FomcDecision(at=decision_time(day), source=source, cut_odds=odds, odds_source=source)
+    return FomcDecision(at=decision_time(day), source=FED_SCHEDULE)
+
+
+def last_fomc(t: Thresholds, now: datetime) -> datetime | None:
+    """The last decision of the Fed's schedule (settings) before now."""
+    past = [decision_time(date.fromisoformat(d)) for d in t.fomc_dates]
+    return max((at for at in past if at <= now), default=None)
+
+
+def etf_due(snapshot: Snapshot, now: datetime) -> datetime | None:
+    """When today's US spot-ETF flows come (today's US close, a weekday), if not yet reported."""
+    if snapshot.etf is None:
+        return None
+    today = now.astimezone(EASTERN).date()
+    reported = [d.day for d in snapshot.etf.days if d.total_musd is not None]
+    if today.weekday() >= 5 or (reported and max(reported) >= today):
+        return None
+    return datetime.combine(today, US_CLOSE, EASTERN).astimezone(UTC)
+
+
+def calendar(snapshot: Snapshot, t: Thresholds, now: datetime) -> Calendar:
+    return Calendar(
+        fomc=next_fomc(snapshot, t, now),
+        last_fomc=last_fomc(t, now),
+        etf_due=etf_due(snapshot, now),
+    )
+
+
+def _etf_pending(due: datetime | None, now: datetime) -> str:
+    if due is None:
+        return "next day due after the US close"
+    if due > now:
+        return f"flows for today after the US close, {fmt.until(due, now)}"
+    return f"flows for today due (the US closed {fmt.since(due, now)})"
+
+
+def _odds_time(snapshot: Snapshot, source: str | None) -> datetime | None:
+    for odds in (snapshot.cut_odds, snapshot.kalshi_odds):
+        if odds is not None and source == odds.source:
+            return odds.as_of
+    return None
+
+
+def watch(
+    snapshot: Snapshot, lb: Lookback, now: datetime, cal: Calendar | None = None
+) -> list[WatchItem]:
+    """The signals to follow next, each with its current value, and what is due when."""
     items: list[WatchItem] = []
+    fomc = cal.fomc if cal is not None else None
+    if fomc is not None:
+        odds = f"cut odds {fomc.cut_odds:.0%}" if fomc.cut_odds is not None else "cut odds unknown"
+        items.append(
+            WatchItem(
+                label=f"FOMC decision {fmt.until(fomc.at, now)} ({fmt.day_time(fomc.at)})",
+                value=odds,
+                source=fomc.odds_source or fomc.source,
+                as_of=_odds_time(snapshot, fomc.odds_source),
+            )
+        )
     for key in ("spx", "ndx"):
         quote = snapshot.indices.get(key)
         if quote is not None:
@@ -246,7 +410,8 @@ def watch(snapshot: Snapshot, lb: Lookback, now: datetime) -> list[WatchItem]:
         if reported:
             items.append(
                 WatchItem(
-                    label=f"ETF net flow ({fmt.day(reported[-1].day)}); next day due after the US close",
+                    label=f"ETF net flow ({fmt.day(reported[-1].day)}); "
+                    + _etf_pending(cal.etf_due if cal is not None else None, now),
                     value=fmt.musd(reported[-1].total_musd),
                     source=snapshot.etf.source,
                     as_of=snapshot.etf.as_of,
@@ -269,13 +434,24 @@ def watch(snapshot: Snapshot, lb: Lookback, now: datetime) -> list[WatchItem]:
                 as_of=max((b.as_of for b in snapshot.liquidations), default=None),
             )
         )
-    if snapshot.cut_odds is not None:
+    if snapshot.cut_odds is not None and (fomc is None or fomc.source != snapshot.cut_odds.source):
         items.append(
             WatchItem(
                 label=f"Cut odds, {snapshot.cut_odds.meeting}",
                 value=f"{snapshot.cut_odds.probability:.0%}",
                 source=snapshot.cut_odds.source,
                 as_of=snapshot.cut_odds.as_of,
+            )
+        )
+    difficulty = snapshot.difficulty
+    if difficulty is not None and difficulty.retarget_at > now:
+        items.append(
+            WatchItem(
+                label=f"Bitcoin difficulty adjustment {fmt.until(difficulty.retarget_at, now)} "
+                f"({difficulty.remaining_blocks:,} blocks)",
+                value=f"{fmt.pct(difficulty.change_pct)} estimated",
+                source=difficulty.source,
+                as_of=difficulty.as_of,
             )
         )
     return items
@@ -317,6 +493,7 @@ def explain(
         )
     tracked = lb.liquidations_24h.tracked_since if lb.liquidations_24h else None
     headlines = recent_headlines(snapshot)
+    cal = calendar(snapshot, t, now)
     return Explanation(
         generated_at=now,
         data_time=snapshot.taken_at,
@@ -329,12 +506,15 @@ def explain(
         altcoins=altcoins(snapshot, t),
         sentiment=sentiment(snapshot),
         headlines=headlines[:HEADLINES],
-        watch=watch(snapshot, lb, now),
+        watch=watch(snapshot, lb, now, cal),
         sources=sorted(snapshot.statuses.values(), key=lambda s: s.label),
         liquidations_tracked_since=tracked,
         liquidation_venues=lb.liquidations_24h.venues if lb.liquidations_24h else [],
         replay=replay,
         onsets=[o for o in onsets or [] if o.key in {d.key for d in drivers if d.state == "fired"}],
+        fundamentals=fundamentals(snapshot, t),
+        risk_off=risk_off(snapshot, t),
+        calendar=cal,
     )
 
 

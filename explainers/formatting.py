@@ -108,3 +108,31 @@ def liquidation_coverage(venues: Sequence[LiquidationVenue]) -> str:
         f"{', '.join(names)} {'sampled' if sampled else 'all'}" + (" (REST)" if rest else "")
         for (sampled, rest), names in sorted(groups.items(), key=lambda item: item[0])
     )
+
+
+def until(at: datetime, now: datetime) -> str:
+    """How far ahead: "in 2 days" (from 48 h), "in 5 h", "in 40 min"."""
+    seconds = (at - now).total_seconds()
+    hours = seconds / 3600
+    if hours >= 48:
+        return f"in {int(hours // 24)} days"
+    if hours >= 1:
+        return f"in {int(hours)} h"
+    return f"in {max(1, int(seconds // 60))} min"
+
+
+def since(at: datetime, now: datetime) -> str:
+    """How far back: "2 days ago" (from 48 h), "5 h ago", "40 min ago"."""
+    seconds = (now - at).total_seconds()
+    hours = seconds / 3600
+    if hours >= 48:
+        return f"{int(hours // 24)} days ago"
+    if hours >= 1:
+        return f"{int(hours)} h ago"
+    return f"{max(1, int(seconds // 60))} min ago"
+
+
+def day_time(value: datetime) -> str:
+    """ "10 Dec, 19:00 UTC"."""
+    value = _utc(value)
+    return f"{value.day} {value:%b, %H:%M} UTC"

@@ -273,6 +273,81 @@ class FedCutOdds(SourceResult):
     current_upper_pct: float
 
 
+def change_pct(now: float, before: float) -> float:
+    """`now` against `before` in percent, rounded to 9 decimals so that a change exactly at a
+    threshold (99 against 100: -1%) compares as that threshold, not a float's hair beside it."""
+    return round((now / before - 1) * 100, 9)
+
+
+class HashRate(SourceResult):
+    """Bitcoin's network hash rate from daily averages (mempool.space), in hashes per second."""
+
+    mean_7d: float
+    mean_30d: float
+    days: int  # daily points in the 30-day mean
+
+    @property
+    def change_pct(self) -> float:
+        """The 7-day mean against the 30-day mean, in percent."""
+        return change_pct(self.mean_7d, self.mean_30d)
+
+
+class DifficultyAdjustment(SourceResult):
+    """Bitcoin's next difficulty adjustment as mempool.space estimates it."""
+
+    change_pct: float  # estimated change of the difficulty at the retarget
+    retarget_at: datetime  # estimated time of the retarget
+    remaining_blocks: int
+    progress_pct: float  # of the current 2,016-block epoch
+
+
+class StablecoinSupply(SourceResult):
+    """Total stablecoin supply in USD (DefiLlama), now and 7 days before."""
+
+    total_usd: float
+    week_ago_usd: float | None = None  # None: no point 7 days before
+
+    @property
+    def change_7d_pct(self) -> float | None:
+        if self.week_ago_usd is None:
+            return None
+        return change_pct(self.total_usd, self.week_ago_usd)
+
+
+class Transactions(SourceResult):
+    """Confirmed Bitcoin transactions per day (blockchain.info): the latest day and the mean of
+    the 30 days it ends."""
+
+    day: date
+    count: float
+    mean_30d: float
+
+    @property
+    def change_pct(self) -> float:
+        return change_pct(self.count, self.mean_30d)
+
+
+#: the daily market series read outside crypto: VIX, the broad dollar index, USD/JPY
+MacroKey = Literal["vix", "dollar", "usdjpy"]
+
+
+class MacroQuote(SourceResult):
+    """A daily FRED series' latest observation and its change from the one before."""
+
+    key: MacroKey
+    series: str  # FRED id: "VIXCLS", "DTWEXBGS", "DEXJPUS"
+    day: date
+    value: float
+    previous_day: date | None = None
+    previous: float | None = None  # None: no observation in the days before (a blank run)
+
+    @property
+    def change_pct(self) -> float | None:
+        if self.previous is None:
+            return None
+        return change_pct(self.value, self.previous)
+
+
 class FearGreedPoint(Model):
     day: date
     value: int
@@ -332,6 +407,12 @@ class Snapshot(Model):
     venue_open_interest: list[VenueOpenInterest] = Field(default_factory=list)
     usdt: UsdtQuote | None = None  # USD per USDT: cleans the Coinbase premium
     kalshi_odds: FedCutOdds | None = None  # Kalshi's cut odds, beside Polymarket's
+    # context, never a driver: the network, stablecoins, markets outside crypto
+    hash_rate: HashRate | None = None
+    difficulty: DifficultyAdjustment | None = None
+    stablecoins: StablecoinSupply | None = None
+    transactions: Transactions | None = None
+    macro: dict[str, MacroQuote] = Field(default_factory=dict)  # MacroKey -> quote
     statuses: dict[str, SourceStatus] = Field(default_factory=dict)
 
 
@@ -485,6 +566,77 @@ class WatchItem(Model):
     as_of: datetime | None = None
 
 
+class Fundamentals(Model):
+    """Whether the network and the stablecoin float changed: context, never a driver. Every
+    figure is None when its source did not answer (unknown, never 0)."""
+
+    hash_rate_vs_30d: float | None = None  # 7-day mean hash rate against the 30-day mean, %
+    stablecoin_usd: float | None = None
+    stablecoin_change_7d: float | None = None  # %
+    transactions_vs_30d: float | None = None  # latest day against the 30-day mean, %
+    #: the hash rate fell past its threshold
+    hash_rate_falling: bool = False
+    #: the stablecoin supply shrank past its threshold: capital leaving crypto
+    capital_leaving: bool = False
+    sources: list[str] = Field(default_factory=list)
+    as_of: datetime | None = None  # the oldest of the figures' times
+
+    @property
+    def changed(self) -> bool:
+        return self.hash_rate_falling or self.capital_leaving
+
+    @property
+    def complete(self) -> bool:
+        return None not in (
+            self.hash_rate_vs_30d,
+            self.stablecoin_change_7d,
+            self.transactions_vs_30d,
+        )
+
+
+class RiskGauge(Model):
+    """One market outside crypto on its latest day: VIX, the dollar index, the yen."""
+
+    key: MacroKey
+    level: float  # VIX level, dollar index level, USD/JPY
+    #: the day's change in percent: VIX's and the dollar index's own, the YEN's against the
+    #: dollar (USD/JPY falling = yen rising)
+    change_pct: float | None
+    day: date
+    source: str
+    notable: bool
+
+
+class RiskOff(Model):
+    """Markets outside crypto, shown when one is notable (VIX high or jumping, the dollar or
+    the yen rising: money running to safety)."""
+
+    gauges: list[RiskGauge]
+
+    @property
+    def notable(self) -> list[RiskGauge]:
+        return [g for g in self.gauges if g.notable]
+
+
+class FomcDecision(Model):
+    """The next FOMC decision (2 pm Eastern on the meeting's second day), with the cut odds of
+    the market that named it."""
+
+    at: datetime
+    source: str  # "Polymarket", "Kalshi" or "Fed schedule"
+    cut_odds: float | None = None  # 0..1; None: no market read for this meeting
+    odds_source: str | None = None
+
+
+class Calendar(Model):
+    """What is due: the next FOMC decision, the last one (if recent), pending ETF flows."""
+
+    fomc: FomcDecision | None = None
+    last_fomc: datetime | None = None  # the last decision of the Fed's schedule before now
+    #: when today's ETF flows are due (the US close); None: not pending
+    etf_due: datetime | None = None
+
+
 class Onset(Model):
     """When a firing driver's current streak began, as the states stored after each refresh saw
     it: the first refresh it fired at, right after one it was quiet at."""
@@ -535,6 +687,10 @@ class Explanation(Model):
     past: PastView | None = None
     #: firing drivers whose start whydown saw (absent: firing since before its stored states)
     onsets: list[Onset] = Field(default_factory=list)
+    #: context, never a driver: the network and stablecoins, markets outside crypto, what is due
+    fundamentals: Fundamentals | None = None
+    risk_off: RiskOff | None = None
+    calendar: Calendar | None = None
 
     def move(self, label: str) -> Move | None:
         return next((m for m in self.moves if m.label == label), None)

@@ -95,6 +95,9 @@ def _environment(**options: Any) -> Environment:
         "when_full": fmt.when_full,
         "coverage": fmt.liquidation_coverage,
         "day": fmt.day,
+        "until": fmt.until,
+        "since": fmt.since,
+        "day_time": fmt.day_time,
         "share": lambda v: f"{v:.0%}",
         "signed": lambda v: f"{v:+d}",
         "safe_url": safe_url,
@@ -301,6 +304,7 @@ def discord_embed(
         extras: list[tuple[str, str, bool]] = [
             ("Altcoins vs BTC", "altcoins", safe.altcoins is not None),
             ("Sentiment", "sentiment", safe.sentiment is not None),
+            ("Context", "context", bool(md("context", safe))),
             ("What to watch", "watch", bool(safe.watch)),
             (
                 "Headlines",

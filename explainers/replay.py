@@ -51,6 +51,13 @@ NOT_RECORDED: tuple[str, ...] = (
     "cnbc_ndx",
     "fred_spx",
     "fred_ndx",
+    "mempool_hashrate",
+    "mempool_difficulty",
+    "defillama_stablecoins",
+    "blockchain_transactions",
+    "fred_vix",
+    "fred_dollar",
+    "fred_usdjpy",
 )
 
 

@@ -6,7 +6,9 @@ WHYDOWN_THRESHOLDS__...).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, SecretStr
+from datetime import date
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 
 class SourceSettings(BaseModel):
@@ -48,6 +50,10 @@ class SourceSettings(BaseModel):
     usdt_usd_min: float = 0.9
     usdt_usd_max: float = 1.1
     feargreed_url: str = "https://api.alternative.me"
+    # fundamentals (keyless): Bitcoin hash rate and difficulty, stablecoin supply, transactions
+    mempool_url: str = "https://mempool.space"
+    defillama_stablecoins_url: str = "https://stablecoins.llama.fi"
+    blockchain_info_url: str = "https://api.blockchain.info"
     coindesk_feed: str = "https://www.coindesk.com/arc/outboundfeeds/rss/"
     cointelegraph_feed: str = "https://cointelegraph.com/rss"
     decrypt_feed: str = "https://decrypt.co/feed"
@@ -106,3 +112,47 @@ class Thresholds(BaseModel):
     btc_down_1h_pct: float = -2.0
     # altcoins "fall harder" when their median trails BTC by this many points over 24h
     alt_gap_pts: float = 1.0
+
+    # context, never a driver nor counted toward an alert: the fundamentals line says what
+    # changed when the 7-day mean hash rate is this far below its 30-day mean (percent), or
+    # the stablecoin supply shrank this much in 7 days (percent: capital leaving crypto)
+    hash_rate_drop_pct: float = -10.0
+    stablecoin_drop_7d_pct: float = -1.0
+    # markets outside crypto are shown when VIX is at or above vix_level or rose vix_rise_pct
+    # (percent) in a day, the dollar index rose dollar_rise_pct, or the yen rose yen_rise_pct
+    # against the dollar (USD/JPY fell about as much)
+    vix_level: float = 25.0
+    vix_rise_pct: float = 20.0
+    dollar_rise_pct: float = 1.0
+    yen_rise_pct: float = 2.0
+    # an alert this many hours before or after an FOMC decision says so
+    fomc_alert_window_h: float = 48.0
+    # FOMC decision days (2 pm Eastern), the Fed's published schedule: used when no prediction
+    # market names the next meeting
+    fomc_dates: list[str] = Field(
+        default_factory=lambda: [
+            "2026-01-28",
+            "2026-03-18",
+            "2026-04-29",
+            "2026-06-17",
+            "2026-07-29",
+            "2026-09-16",
+            "2026-10-28",
+            "2026-12-09",
+            "2027-01-27",
+            "2027-03-17",
+            "2027-04-28",
+            "2027-06-09",
+            "2027-07-28",
+            "2027-09-15",
+            "2027-10-27",
+            "2027-12-08",
+        ]
+    )
+
+    @field_validator("fomc_dates")
+    @classmethod
+    def _iso_days(cls, value: list[str]) -> list[str]:
+        for day in value:
+            date.fromisoformat(day)  # a day that is not YYYY-MM-DD is refused at start
+        return sorted(value)

@@ -19,19 +19,25 @@ from explainers.drivers import HEADLINE_PATTERNS
 from explainers.models import (
     Candles,
     CutOdds,
+    DifficultyAdjustment,
     EtfFlows,
     FearGreed,
     FedCutOdds,
     Funding,
     GlobalMarket,
+    HashRate,
     Headlines,
     IndexQuote,
     Liquidations,
+    MacroKey,
+    MacroQuote,
     Markets,
     OpenInterest,
     Snapshot,
     SourceStatus,
     SpotPrice,
+    StablecoinSupply,
+    Transactions,
     UsdtQuote,
     VenueOpenInterest,
     Yields,
@@ -40,16 +46,19 @@ from explainers.settings import SourceSettings
 from explainers.source_runner import SourceCall
 from explainers.sources import (
     binance,
+    blockchain_info,
     bybit,
     cnbc,
     coinbase,
     coingecko,
+    defillama,
     farside,
     feargreed,
     fred,
     hyperliquid,
     kalshi,
     kraken,
+    mempool,
     news,
     okx,
     polymarket,
@@ -109,6 +118,11 @@ class SnapshotDraft:
     venue_open_interest: list[VenueOpenInterest] = field(default_factory=list)
     usdt: UsdtQuote | None = None
     kalshi_odds: FedCutOdds | None = None
+    hash_rate: HashRate | None = None
+    difficulty: DifficultyAdjustment | None = None
+    stablecoins: StablecoinSupply | None = None
+    transactions: Transactions | None = None
+    macro: dict[str, MacroQuote] = field(default_factory=dict)
 
     def snapshot(self, taken_at: datetime, statuses: dict[str, SourceStatus]) -> Snapshot:
         # every draft field but the headline batches has a Snapshot field of the same name and
@@ -225,6 +239,26 @@ def _usdt(draft: SnapshotDraft, value: UsdtQuote) -> None:
 
 def _kalshi(draft: SnapshotDraft, value: FedCutOdds) -> None:
     draft.kalshi_odds = value
+
+
+def _hash_rate(draft: SnapshotDraft, value: HashRate) -> None:
+    draft.hash_rate = value
+
+
+def _difficulty(draft: SnapshotDraft, value: DifficultyAdjustment) -> None:
+    draft.difficulty = value
+
+
+def _stablecoins(draft: SnapshotDraft, value: StablecoinSupply) -> None:
+    draft.stablecoins = value
+
+
+def _transactions(draft: SnapshotDraft, value: Transactions) -> None:
+    draft.transactions = value
+
+
+def _macro(draft: SnapshotDraft, value: MacroQuote) -> None:
+    draft.macro[value.key] = value
 
 
 def _index(key: yahoo.IndexKey) -> Callable[[SnapshotDraft, StockQuote], None]:
@@ -374,6 +408,55 @@ OPEN_INTEREST: tuple[Source[list[VenueOpenInterest]], ...] = (
     ),
 )
 
+
+def _macro_source(key: MacroKey, name: str, stale_after: timedelta) -> Source[MacroQuote]:
+    series = fred.MACRO_SERIES[key]
+    return Source(
+        f"fred_{key}",
+        f"FRED {name} ({series})",
+        fetch=lambda x: fred.fetch_macro(x.client, x.cfg.fred_url, key, today=x.now.date()),
+        apply=_macro,
+        stale_after=stale_after,
+    )
+
+
+#: context, never a driver: the network, stablecoins, and markets outside crypto
+CONTEXT: tuple[Source[Any], ...] = (
+    Source(
+        "mempool_hashrate",
+        "mempool.space hash rate",
+        fetch=lambda x: mempool.fetch_hash_rate(x.client, x.cfg.mempool_url),
+        apply=_hash_rate,
+        stale_after=3 * DAY,
+    ),
+    Source(
+        "mempool_difficulty",
+        "mempool.space difficulty adjustment",
+        fetch=lambda x: mempool.fetch_difficulty(x.client, x.cfg.mempool_url, x.now),
+        apply=_difficulty,
+    ),
+    Source(
+        "defillama_stablecoins",
+        "DefiLlama stablecoin supply",
+        fetch=lambda x: defillama.fetch_supply(x.client, x.cfg.defillama_stablecoins_url),
+        apply=_stablecoins,
+        stale_after=3 * DAY,
+    ),
+    Source(
+        "blockchain_transactions",
+        "blockchain.info transactions",
+        fetch=lambda x: blockchain_info.fetch_transactions(
+            x.client, x.cfg.blockchain_info_url, x.now
+        ),
+        apply=_transactions,
+        stale_after=3 * DAY,
+    ),
+    # VIX is published the next morning; the H.10 dollar series weekly (on Mondays)
+    _macro_source("vix", "VIX", 5 * DAY),
+    _macro_source("dollar", "dollar index", 10 * DAY),
+    _macro_source("usdjpy", "USD/JPY", 10 * DAY),
+)
+
 #: every source of a refresh but the per-family ones (liquidations, news feeds)
 SOURCES: tuple[Source[Any], ...] = (
     Source(
@@ -517,6 +600,7 @@ SOURCES: tuple[Source[Any], ...] = (
         stale_after=2 * DAY,
     ),
     *INDICES,
+    *CONTEXT,
 )
 
 

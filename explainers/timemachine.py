@@ -543,6 +543,7 @@ def explain_day(
         update={
             "altcoins": None,
             "watch": [],
+            "calendar": None,
             "headlines": [],
             "liquidations_tracked_since": None,
             "past": PastView(day=day, origin="rebuilt", gaps=gaps),

@@ -14,13 +14,18 @@ from explainers.models import (
     FearGreed,
     FearGreedPoint,
     GlobalMarket,
+    HashRate,
     IndexQuote,
     LiquidationTotals,
     Lookback,
+    MacroKey,
+    MacroQuote,
     Markets,
     OpenInterest,
     Snapshot,
     SourceStatus,
+    StablecoinSupply,
+    Transactions,
     YieldDay,
     Yields,
 )
@@ -144,9 +149,58 @@ def candles(source: str, closes: list[float]) -> Candles:
     )
 
 
-def cut_odds(probability: float) -> CutOdds:
+def cut_odds(probability: float, meeting_date: date | None = None) -> CutOdds:
     return CutOdds(
-        source="Polymarket", as_of=NOW, meeting="Fed Decision in December?", probability=probability
+        source="Polymarket",
+        as_of=NOW,
+        meeting="Fed Decision in December?",
+        meeting_date=meeting_date,
+        probability=probability,
+    )
+
+
+def hash_rate(change_pct: float) -> HashRate:
+    """Hash rate whose 7-day mean is `change_pct` off its 30-day mean."""
+    return HashRate(
+        source="mempool.space",
+        as_of=NOW - timedelta(hours=14),
+        mean_7d=1e21 * (1 + change_pct / 100),
+        mean_30d=1e21,
+        days=30,
+    )
+
+
+def stablecoins(total_usd: float, week_ago_usd: float | None) -> StablecoinSupply:
+    return StablecoinSupply(
+        source="DefiLlama",
+        as_of=NOW - timedelta(hours=14),
+        total_usd=total_usd,
+        week_ago_usd=week_ago_usd,
+    )
+
+
+def transactions(count: float, mean_30d: float) -> Transactions:
+    return Transactions(
+        source="blockchain.info",
+        as_of=NOW - timedelta(hours=14),
+        day=NOW.date() - timedelta(days=1),
+        count=count,
+        mean_30d=mean_30d,
+    )
+
+
+def macro(key: MacroKey, value: float, previous: float | None) -> MacroQuote:
+    series = {"vix": "VIXCLS", "dollar": "DTWEXBGS", "usdjpy": "DEXJPUS"}[key]
+    day = NOW.date() - timedelta(days=1)
+    return MacroQuote(
+        source="FRED",
+        as_of=NOW - timedelta(hours=14),
+        key=key,
+        series=series,
+        day=day,
+        value=value,
+        previous_day=day - timedelta(days=1) if previous is not None else None,
+        previous=previous,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,12 @@ def calm() -> Explanation:
         etf=f.etf(120.0, 85.5, 40.2),
         indices={"spx": f.index("spx", 0.4), "ndx": f.index("ndx", 0.7)},
         fear_greed=f.fear_greed(61, 60, 63, 65, 66, 64, 67, 68),
-        cut_odds=f.cut_odds(0.62),
+        cut_odds=f.cut_odds(0.62, meeting_date=date(2026, 12, 9)),
+        # the network unchanged; nothing notable outside crypto
+        hash_rate=f.hash_rate(0.4),
+        stablecoins=f.stablecoins(205.3e9, 205.5e9),
+        transactions=f.transactions(412_000, 400_000),
+        macro={"vix": f.macro("vix", 16.2, 15.8), "dollar": f.macro("dollar", 120.1, 120.0)},
     )
     lb = f.lookback(
         cut_odds_7d_ago=0.58,
@@ -73,6 +78,11 @@ def unexplained() -> Explanation:
         fear_greed=f.fear_greed(48, 47, 45, 44, 42, 40, 39, 38),
         cut_odds=f.cut_odds(0.55),
         headlines=[headline],
+        # context, not drivers: stablecoins shrinking, VIX jumping, the yen rising
+        hash_rate=f.hash_rate(-1.2),
+        stablecoins=f.stablecoins(201.2e9, 204.0e9),
+        transactions=f.transactions(430_000, 400_000),
+        macro={"vix": f.macro("vix", 31.5, 22.0), "usdjpy": f.macro("usdjpy", 143.2, 147.9)},
     )
     lb = f.lookback(
         cut_odds_7d_ago=0.57,

@@ -26,12 +26,23 @@ RECORDED = {
     "kalshi_markets": "kalshi_markets_kxfed.json",
     "kalshi_orderbook": "kalshi_orderbook_kxfed.json",
     "farside_page": "farside_btc.html",
+    "mempool_hashrate": "mempool_hashrate_3d.json",
+    "mempool_difficulty_adjustment": "mempool_difficulty_adjustment.json",
+    "blockchain_info_chart": "blockchain_info_charts_n_transactions.json",
+    "fred_vixcls": "fred_vixcls_fredgraph.csv",
+    "fred_dtwexbgs": "fred_dtwexbgs_fredgraph.csv",
+    "fred_dexjpus": "fred_dexjpus_fredgraph.csv",
 }
 
-
-#: checks with no recorded body anywhere: a body written after the format public code parses
-#: (CNBC's restQuote: `FormattedQuoteResult.FormattedQuote[]` with string numbers)
+#: checks with no recorded body anywhere: a body written after the provider's documented shape
+#: (DefiLlama `/stablecoincharts/all`: daily points, `date` a string of epoch seconds) or after
+#: the format public code parses (CNBC's restQuote: `FormattedQuoteResult.FormattedQuote[]`
+#: with string numbers)
 DOCUMENTED = {
+    "defillama_stablecoincharts": (
+        '[{"date": "1763596800", "totalCirculating": {"peggedUSD": 3.0e11}, '
+        '"totalCirculatingUSD": {"peggedUSD": 3.0e11, "peggedEUR": 5.1e8}}]'
+    ),
     "cnbc_quote": (
         '{"FormattedQuoteResult": {"FormattedQuote": [{"symbol": ".SPX", "code": 0, '
         '"last": "5,346.56", "previous_day_closing": "5,446.68", "change_pct": "-1.84%", '
@@ -48,6 +59,11 @@ def test_every_check_has_a_recorded_body() -> None:
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_documented_bodies_fit(name: str) -> None:
     assert CHECKS[name](DOCUMENTED[name]) == []
+
+
+def test_a_stablecoin_point_without_its_usd_total_is_drift() -> None:
+    drift = CHECKS["defillama_stablecoincharts"]('[{"date": "1763596800"}]')
+    assert drift == ["[0].totalCirculatingUSD is missing"]
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED))

@@ -60,6 +60,16 @@ MIN_RATE_PCT, MAX_RATE_PCT = -2.0, 25.0
 PROB_MIN, PROB_MAX = 0.0, 1.0
 #: a market-cap rank
 MAX_RANK = 1_000_000
+#: Bitcoin's network hash rate in H/s: near 1e21 (1 ZH/s) in 2025; 1e24 is 1,000x that. The
+#: values are floats beyond 2^53, so they are read as floats, never compared for equality
+MAX_HASH_RATE = 1e24
+#: a difficulty adjustment in percent: Bitcoin clamps a retarget to 4x either way (-75%..+300%)
+MIN_DIFFICULTY_CHANGE_PCT, MAX_DIFFICULTY_CHANGE_PCT = -75.0, 300.0
+#: confirmed Bitcoin transactions in a day: the record is under 1 million; 100 million is 100x
+MAX_TX_PER_DAY = 1e8
+#: a daily market level outside crypto (VIX ~10-90, dollar index ~100-130, USD/JPY ~75-360
+#: since 1971): above 0 and below 10,000
+MAX_MACRO_LEVEL = 1e4
 #: a data time may be ahead of our clock by this much (the venues' clocks and ours drift by
 #: seconds; five minutes leaves room without accepting a time that has not happened)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -151,6 +161,16 @@ funding_rate = bounded(-MAX_FUNDING_RATE, MAX_FUNDING_RATE)
 rate_pct = bounded(MIN_RATE_PCT, MAX_RATE_PCT)
 #: a probability 0..1
 probability = bounded(PROB_MIN, PROB_MAX)
+#: a hash rate in H/s > 0
+hash_rate = bounded(0.0, MAX_HASH_RATE, above=True)
+#: a difficulty adjustment in percent
+difficulty_change = bounded(MIN_DIFFICULTY_CHANGE_PCT, MAX_DIFFICULTY_CHANGE_PCT)
+#: a share of a whole in percent, 0..100 (an epoch's progress)
+progress_pct = bounded(INDEX_MIN, INDEX_MAX)
+#: transactions in a day > 0
+tx_per_day = bounded(0.0, MAX_TX_PER_DAY, above=True)
+#: a daily market level outside crypto > 0
+macro_level = bounded(0.0, MAX_MACRO_LEVEL, above=True)
 
 
 def rank(value: Any, source: str, field: str) -> int:

@@ -15,12 +15,15 @@ from typing import Any
 
 from explainers.sources import (
     binance,
+    blockchain_info,
     bybit,
     cnbc,
+    defillama,
     farside,
     fred,
     hyperliquid,
     kalshi,
+    mempool,
     okx,
     stooq,
     usdt,
@@ -78,4 +81,11 @@ CHECKS: dict[str, Check] = {
     "kalshi_markets": json_check(kalshi.MARKETS_SHAPE),
     "kalshi_orderbook": json_check(kalshi.ORDERBOOK_SHAPE),
     "farside_page": farside.check_html,
+    "mempool_hashrate": json_check(mempool.HASHRATE_SHAPE),
+    "mempool_difficulty_adjustment": json_check(mempool.DIFFICULTY_SHAPE),
+    "defillama_stablecoincharts": json_check(defillama.CHART_SHAPE),
+    "blockchain_info_chart": json_check(blockchain_info.CHART_SHAPE),
+    "fred_vixcls": csv_check(fred.series_columns("VIXCLS")),
+    "fred_dtwexbgs": csv_check(fred.series_columns("DTWEXBGS")),
+    "fred_dexjpus": csv_check(fred.series_columns("DEXJPUS")),
 }

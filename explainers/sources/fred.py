@@ -14,7 +14,7 @@ from typing import Literal
 import httpx
 
 from explainers.errors import BadResponse
-from explainers.models import YieldDay, Yields
+from explainers.models import MacroKey, MacroQuote, YieldDay, Yields
 from explainers.settings import SourceSettings
 from explainers.sources import bounds
 from explainers.sources.http import USER_AGENT, csv_body, get, text_body
@@ -189,3 +189,56 @@ async def fetch_latest(
     if not valid:
         raise BadResponse(SOURCE, f"no {series_id} observation")
     return valid[-1]
+
+
+# --- markets outside crypto: VIX, the broad dollar index, USD/JPY ---------------------------
+#
+# Each series is read on its own (their calendars differ: DTWEXBGS has values on some US
+# holidays, DEXJPUS multi-week blank runs, VIXCLS blanks on US holidays), so nothing is joined
+# by row. The day's change is against the previous observation, only if that is at most
+# MAX_GAP_DAYS before (after a blank run the change is unknown, never 0).
+
+#: our key -> FRED series
+MACRO_SERIES: dict[MacroKey, str] = {"vix": "VIXCLS", "dollar": "DTWEXBGS", "usdjpy": "DEXJPUS"}
+MAX_GAP_DAYS = 5
+
+
+def macro_quote(text: str, key: MacroKey) -> MacroQuote:
+    """The latest observation of the series and the one before it (within MAX_GAP_DAYS)."""
+    series_id = MACRO_SERIES[key]
+    valid = [
+        (day, bounds.check(bounds.macro_level, value, SOURCE, series_id))
+        for day, value in parse_series(text, series_id)
+        if value is not None
+    ]
+    if not valid:
+        raise BadResponse(SOURCE, f"no {series_id} observation")
+    day, value = valid[-1]
+    previous = valid[-2] if len(valid) > 1 else None
+    if previous is not None and (day - previous[0]).days > MAX_GAP_DAYS:
+        previous = None
+    return MacroQuote(
+        source=SOURCE,
+        as_of=datetime.combine(day + timedelta(days=1), time(), UTC),
+        key=key,
+        series=series_id,
+        day=day,
+        value=value,
+        previous_day=previous[0] if previous else None,
+        previous=previous[1] if previous else None,
+    )
+
+
+async def fetch_macro(
+    client: httpx.AsyncClient, base_url: str, key: MacroKey, *, today: date | None = None
+) -> MacroQuote:
+    series_id = MACRO_SERIES[key]
+    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
+    response = await get(
+        client,
+        SOURCE,
+        f"{base_url}/graph/fredgraph.csv",
+        params={"id": series_id, "cosd": since.isoformat()},
+        headers={"User-Agent": USER_AGENT},
+    )
+    return macro_quote(csv_body(response, SOURCE), key)
