@@ -4,13 +4,15 @@ The rule: alert a subscription when the market is down (the core's
 verdict) and at least its minimum number of drivers fire together; then stay quiet for its
 cooldown unless more drivers fire than at its last alert or the drop deepens by
 `escalation_drop_pts`. Every alert and its deliveries are written in one transaction before any
-message is sent, so a crash loses nothing and repeats only a message that was in flight.
+message is sent, so a crash loses nothing and repeats only a message that was in flight. An alert
+that cannot be written (the database or disk is full) is not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
@@ -19,7 +21,14 @@ from pydantic import BaseModel, Field
 
 from bot.delivery import AlertMessage, Dispatcher, FanOutReport, Job, Notifier
 from bot.pacing import PLATFORM_LIMITS, Clock, PlatformLimits, SystemClock
-from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Alert, Store, Subscription
+from bot.store import (
+    MIN_DRIVERS_HIGHEST,
+    MIN_DRIVERS_LOWEST,
+    Alert,
+    Store,
+    Subscription,
+    is_full,
+)
 from explainers import formatting as fmt
 from explainers.models import Explanation
 
@@ -151,7 +160,15 @@ class AlertEngine:
                 due[decision].append(subscription)
         if not due["alert"] and not due["eased"] and not due["clear"]:
             return None
-        alert, jobs = self._record(explanation, now, due)
+        try:
+            alert, jobs = self._record(explanation, now, due)
+        except sqlite3.OperationalError as err:
+            if not is_full(err):
+                raise
+            # nothing is sent that the outbox cannot account for; the fault is logged once
+            self._store.faults.failed(err, "recording an alert")
+            log.debug("an alert due for %d subscriptions was not recorded", len(due["alert"]))
+            return None
         if alert is not None:
             log.info(
                 "alert %d recorded: %d drivers fired (%s), market %s in 24h, %d subscriptions",

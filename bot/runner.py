@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import signal
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -20,7 +21,7 @@ from bot.alerts import AlertEngine
 from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
-from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
+from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, StorageFull, Store, is_full
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
@@ -215,22 +216,34 @@ class Jobs:
             log.exception("refresh failed")
             return
         e = refreshed.explanation
-        self.store.set_meta("last_refresh", e.data_time.isoformat())
-        try:  # the day's record for `/why <date>`; losing one must not stop alerts
-            self.store.archive.record(e)
-        except Exception:
-            log.exception("archiving the explanation failed")
-        self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
-        if self.feed is not None:
-            self.store.set_meta(
-                "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
-            )
+        try:
+            self._record(e)
+        except sqlite3.OperationalError as err:
+            if not is_full(err):
+                raise
+            # the alert rule still runs: an alert it cannot record is not sent
+            self.store.faults.failed(err, "recording the refresh")
         # a large fan-out takes minutes at 30 messages/s; the next refresh must not wait for it.
         # Each subscription's state is recorded before any send, so an overlapping evaluation
         # cannot alert the same chat twice.
         task = asyncio.create_task(self._evaluate(e))
         self.fanouts.add(task)
         task.add_done_callback(self.fanouts.discard)
+
+    def _record(self, e: Explanation) -> None:
+        """What `whydown status` and `/why <date>` read of this refresh."""
+        self.store.set_meta("last_refresh", e.data_time.isoformat())
+        try:  # the day's record for `/why <date>`; losing one must not stop alerts
+            self.store.archive.record(e)
+        except Exception as err:
+            if is_full(err):
+                raise
+            log.exception("archiving the explanation failed")
+        self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
+        if self.feed is not None:
+            self.store.set_meta(
+                "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
+            )
 
     async def _evaluate(self, e: Explanation) -> None:
         """Evaluate the alert rule and fan out, logging rather than raising."""
@@ -257,7 +270,15 @@ class Jobs:
 
     async def prune(self) -> None:
         """Delete rows past their retention."""
-        removed = self.store.prune(utcnow())
+        try:
+            removed = self.store.prune(utcnow())
+        except StorageFull:
+            return  # the fault is noted and logged once; the next prune tries again
+        except sqlite3.OperationalError as err:
+            if not is_full(err):
+                raise
+            self.store.faults.failed(err, "pruning")
+            return
         removed["archived explanations"] = self.store.archive.prune(utcnow(), self.archive_days)
         log.info(
             "pruned %s", ", ".join(f"{n} {table}" for table, n in removed.items()) or "nothing"

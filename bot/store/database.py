@@ -21,6 +21,7 @@ from typing import Self
 import sqlite_utils
 
 from bot.store.archive import Archive
+from bot.store.faults import StorageFaults
 from bot.store.history import SqliteHistory
 from bot.store.lock import InstanceLock
 from bot.store.meta import Meta
@@ -59,15 +60,17 @@ class Store:
                 self.instance_lock.release()
                 raise
         self.meta = Meta(self.db)
+        # writes failing for want of space (see bot.store.faults), for the log and /status
+        self.faults = StorageFaults()
         self.subs = Subscriptions(self.db)
         self.outbox = Outbox(self.db, self.subs)
         # past days' answers and rebuilt days; its tables are its own (see bot.store.archive)
         self.archive = Archive(self.db, create=not read_only)
         history_db = self._open_history()
-        self.history = SqliteHistory(history_db, Meta(history_db))
+        self.history = SqliteHistory(history_db, Meta(history_db), self.faults)
         # the same history on this connection, behind the same lock: the store's own history
         # methods use it inside `transaction()`, so they join that transaction as before
-        self._history_here = SqliteHistory(self.db, self.meta)
+        self._history_here = SqliteHistory(self.db, self.meta, self.faults)
         self._history_here.lock = self.history.lock
 
     def _open(self) -> sqlite_utils.Database:
