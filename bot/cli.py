@@ -16,8 +16,15 @@ from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
 from bot.config import Settings
 from bot.doctor import doctor
-from bot.runner import build_explainer, demo_client, http_client, run, status_report
-from bot.store import Store
+from bot.runner import (
+    EXIT_DATABASE,
+    build_explainer,
+    demo_client,
+    http_client,
+    run,
+    status_report,
+)
+from bot.store import DatabaseFault, Store
 from explainers import render
 from explainers.backtest import DayArchive, MemoryArchive, TimeMachine, backtest, preview_text
 from explainers.chart_service import ChartMaker
@@ -196,7 +203,11 @@ async def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """`whydown status`: what the database says about the running bot."""
-    print(status_report(settings))
+    try:
+        print(status_report(settings))
+    except DatabaseFault as err:
+        print(err, file=sys.stderr)
+        return EXIT_DATABASE
     return 0
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sqlite3
+import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -21,7 +22,15 @@ from bot.alerts import AlertEngine
 from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
-from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, StorageFull, Store, is_full
+from bot.store import (
+    SCHEMA_VERSION,
+    AlreadyRunning,
+    DatabaseFault,
+    Platform,
+    StorageFull,
+    Store,
+    is_full,
+)
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
@@ -36,6 +45,7 @@ log = logging.getLogger("whydown.runner")
 EXIT_CONFIG = 2
 EXIT_ALREADY_RUNNING = 3
 EXIT_START_FAILED = 4
+EXIT_DATABASE = 5
 
 
 def http_client(
@@ -319,6 +329,10 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
     except AlreadyRunning as err:
         print(err)
         return EXIT_ALREADY_RUNNING
+    except DatabaseFault as err:
+        # a restart cannot mend it: say what is wrong and how to recover, with its own code
+        print(err, file=sys.stderr)
+        return EXIT_DATABASE
     # entered at once: whatever fails from here on still closes the database and frees the lock
     with store:
         stop = stop or asyncio.Event()
@@ -436,9 +450,17 @@ def _log_resume_failure(task: asyncio.Task[FanOutReport]) -> None:
 
 
 def status_report(settings: Settings) -> str:
-    """`whydown status`: read the database without the instance lock, and never write to it."""
+    """`whydown status`: read the database without the instance lock, and never write to it.
+    Raises DatabaseFault for a database that cannot be read."""
     if not settings.database.exists():
         return f"No database at {settings.database} yet: `whydown run` creates it."
+    try:
+        return _status_of(settings)
+    except sqlite3.DatabaseError as err:  # damage found past the file's first pages
+        raise DatabaseFault(settings.database, err) from err
+
+
+def _status_of(settings: Settings) -> str:
     with Store(settings.database, read_only=True) as store:
         version = store.schema_version
         if version != SCHEMA_VERSION:

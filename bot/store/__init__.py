@@ -6,7 +6,7 @@ concern: `schema` (tables, migrations), `lock` (one running bot per database), `
 disk); `database.Store` opens the file and composes them.
 """
 
-from bot.store.database import DEFAULT_DB_PATH, Store
+from bot.store.database import DEFAULT_DB_PATH, DatabaseFault, Store
 from bot.store.faults import StorageFault, StorageFaults, StorageFull, is_full
 from bot.store.history import FIGURES_KEEP, LIQUIDATIONS_KEEP, SqliteHistory
 from bot.store.lock import AlreadyRunning, InstanceLock
@@ -43,6 +43,7 @@ __all__ = [
     "AlertKind",
     "AlertSummary",
     "AlreadyRunning",
+    "DatabaseFault",
     "Delivery",
     "DeliveryStatus",
     "InstanceLock",
