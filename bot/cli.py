@@ -1,4 +1,4 @@
-"""The `whydown` command line: why, demo, chart, sources, run, status, backtest."""
+"""The `whydown` command line: why, demo, chart, sources, run, status, backup, backtest."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from bot.runner import (
     status_report,
 )
 from bot.store import DatabaseFault, Store
+from bot.store.backup import BackupRefused, backup
 from explainers import render
 from explainers.backtest import DayArchive, MemoryArchive, TimeMachine, backtest, preview_text
 from explainers.chart_service import ChartMaker
@@ -211,6 +212,24 @@ async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown backup FILE [--force]`: a consistent copy of the database, even while
+    `whydown run` runs."""
+    try:
+        done = backup(settings.database, Path(args.file), force=args.force)
+    except BackupRefused as err:
+        print(err, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DatabaseFault as err:
+        print(err, file=sys.stderr)
+        return EXIT_DATABASE
+    print(
+        f"Backed up {settings.database} to {done.target} ({done.size // 1024} KB, schema "
+        f"v{done.schema_version}, {done.subscriptions} active subscriptions)."
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="whydown", description="Why is crypto down? Answers with evidence."
@@ -272,6 +291,11 @@ def parser() -> argparse.ArgumentParser:
         help="serve the recorded demo sell-off instead of live data (to try the bots)",
     )
     sub.add_parser("status", help="subscriptions, last refresh, source health and last alert")
+    backup_p = sub.add_parser(
+        "backup", help="copy the database consistently, even while `whydown run` runs"
+    )
+    backup_p.add_argument("file", metavar="FILE", help="where to write the copy")
+    backup_p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     bt = sub.add_parser(
         "backtest", help="how often the alert rule would have fired over the past days"
     )
@@ -290,6 +314,7 @@ COMMANDS = {
     "sources": cmd_sources,
     "run": cmd_run,
     "status": cmd_status,
+    "backup": cmd_backup,
     "backtest": cmd_backtest,
 }
 
