@@ -33,6 +33,7 @@ from bot.store import (
     MIN_DRIVERS_LOWEST,
     AlertSummary,
     Platform,
+    StorageFault,
     Store,
     Subscription,
 )
@@ -177,11 +178,13 @@ class Target:
 
 @dataclass(frozen=True)
 class Status:
-    """/status: the latest answer (None before the first refresh), subscriptions, and now."""
+    """/status: the latest answer (None before the first refresh), subscriptions, and now;
+    `storage`: since when the database or disk is full (None: writes succeed)."""
 
     explanation: Explanation | None
     counts: dict[str, int]
     now: datetime
+    storage: StorageFault | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +386,7 @@ class Actions:
             latest.explanation if latest is not None else None,
             self.store.subscription_counts(),
             self.clock(),
+            self.store.faults.current,
         )
 
     def min_drivers(self, raw: str | int | None, command: str = "subscribe") -> int:

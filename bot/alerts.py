@@ -4,13 +4,15 @@ The rule: alert a subscription when the market is down (the core's
 verdict) and at least its minimum number of drivers fire together; then stay quiet for its
 cooldown unless more drivers fire than at its last alert or the drop deepens by
 `escalation_drop_pts`. Every alert and its deliveries are written in one transaction before any
-message is sent, so a crash loses nothing and repeats only a message that was in flight.
+message is sent, so a crash loses nothing and repeats only a message that was in flight. An alert
+that cannot be written (the database or disk is full) is not sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +37,7 @@ from bot.store import (
     AlertKind,
     Store,
     Subscription,
+    is_full,
 )
 from explainers import formatting as fmt
 from explainers.models import Explanation
@@ -215,7 +218,15 @@ class AlertEngine:
             return None
         now = self._clock.now()
         async with self._recording:
-            recorded = await self._record(explanation, now)
+            try:
+                recorded = await self._record(explanation, now)
+            except sqlite3.OperationalError as err:
+                if not is_full(err):
+                    raise
+                # nothing is sent that the outbox cannot account for; the fault is logged once
+                self._store.faults.failed(err, "recording an alert")
+                log.debug("an alert could not be recorded: nothing is sent for it")
+                return None
         if not any(recorded.due.values()):
             return None
         alert = recorded.alert

@@ -1,4 +1,5 @@
-"""The `whydown` command line: why, demo, chart, sources, run, status, backtest, webhook."""
+"""The `whydown` command line: why, demo, chart, sources, run, status, backup, backtest,
+webhook."""
 
 from __future__ import annotations
 
@@ -18,8 +19,16 @@ from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
 from bot.config import Settings
 from bot.doctor import doctor
-from bot.runner import build_explainer, demo_client, http_client, run, status_report
-from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
+from bot.runner import (
+    EXIT_DATABASE,
+    build_explainer,
+    demo_client,
+    http_client,
+    run,
+    status_report,
+)
+from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, DatabaseFault, Store
+from bot.store.backup import BackupRefused, backup
 from bot.webhook import describe_url, validate_url
 from explainers import render
 from explainers.backtest import DayArchive, MemoryArchive, TimeMachine, backtest, preview_text
@@ -212,7 +221,29 @@ async def cmd_backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     """`whydown status`: what the database says about the running bot."""
-    print(status_report(settings))
+    try:
+        print(status_report(settings))
+    except DatabaseFault as err:
+        print(err, file=sys.stderr)
+        return EXIT_DATABASE
+    return 0
+
+
+async def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """`whydown backup FILE [--force]`: a consistent copy of the database, even while
+    `whydown run` runs."""
+    try:
+        done = backup(settings.database, Path(args.file), force=args.force)
+    except BackupRefused as err:
+        print(err, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DatabaseFault as err:
+        print(err, file=sys.stderr)
+        return EXIT_DATABASE
+    print(
+        f"Backed up {settings.database} to {done.target} ({done.size // 1024} KB, schema "
+        f"v{done.schema_version}, {done.subscriptions} active subscriptions)."
+    )
     return 0
 
 
@@ -341,6 +372,11 @@ def parser() -> argparse.ArgumentParser:
         help="serve the recorded demo sell-off instead of live data (to try the bots)",
     )
     sub.add_parser("status", help="subscriptions, last refresh, source health and last alert")
+    backup_p = sub.add_parser(
+        "backup", help="copy the database consistently, even while `whydown run` runs"
+    )
+    backup_p.add_argument("file", metavar="FILE", help="where to write the copy")
+    backup_p.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     bt = sub.add_parser(
         "backtest", help="how often the alert rule would have fired over the past days"
     )
@@ -381,6 +417,7 @@ COMMANDS = {
     "sources": cmd_sources,
     "run": cmd_run,
     "status": cmd_status,
+    "backup": cmd_backup,
     "backtest": cmd_backtest,
     "webhook": cmd_webhook,
 }

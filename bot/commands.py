@@ -14,6 +14,7 @@ from bot.store import (
     MIN_DRIVERS_LOWEST,
     AlertSummary,
     Platform,
+    StorageFault,
     Subscription,
 )
 from explainers import render
@@ -142,8 +143,14 @@ class Replies:
     def history(self, alerts: list[AlertSummary]) -> str:
         return self._msg("history", alerts=alerts)
 
-    def status(self, e: Explanation | None, counts: dict[str, int], now: datetime) -> str:
-        return self._msg("status", e=e, counts=counts, now=now)
+    def status(
+        self,
+        e: Explanation | None,
+        counts: dict[str, int],
+        now: datetime,
+        storage: StorageFault | None = None,
+    ) -> str:
+        return self._msg("status", e=e, counts=counts, now=now, storage=storage)
 
     def subscribed(self, sub: Subscription, where: str) -> str:
         return self._msg(

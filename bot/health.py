@@ -149,6 +149,13 @@ class Health:
         except Exception as err:  # sqlite3 errors, a full disk, a closed database
             store["writable"] = False
             reasons.append(f"the store is not writable ({type(err).__name__})")
+        # a probe that updates an existing row can pass while new rows cannot be written
+        fault = self.store.faults.current
+        if fault is not None:
+            store["writable"] = False
+            reasons.append(
+                f"history is not being kept: {fault.reason} (since {fault.since:%H:%M} UTC)"
+            )
         body: dict[str, object] = {
             "status": "ok" if not reasons else "unhealthy",
             "last_refresh_age_s": refresh_age,

@@ -9,6 +9,8 @@ import gc
 import json
 import logging
 import signal
+import sqlite3
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -23,7 +25,15 @@ from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
 from bot.health import Health
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
-from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
+from bot.store import (
+    SCHEMA_VERSION,
+    AlreadyRunning,
+    DatabaseFault,
+    Platform,
+    StorageFull,
+    Store,
+    is_full,
+)
 from explainers.backtest import TimeMachine
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
@@ -41,6 +51,7 @@ log = logging.getLogger("whydown.runner")
 EXIT_CONFIG = 2
 EXIT_ALREADY_RUNNING = 3
 EXIT_START_FAILED = 4
+EXIT_DATABASE = 5
 
 
 def http_client(
@@ -247,16 +258,13 @@ class Jobs:
                 self.health.refreshed(None, time.perf_counter() - started)
             return
         e = refreshed.explanation
-        self.store.set_meta("last_refresh", e.data_time.isoformat())
-        try:  # the day's record for `/why <date>`; losing one must not stop alerts
-            self.store.archive.record(e)
-        except Exception:
-            log.exception("archiving the explanation failed")
-        self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
-        if self.feed is not None:
-            self.store.set_meta(
-                "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
-            )
+        try:
+            self._record(e)
+        except sqlite3.OperationalError as err:
+            if not is_full(err):
+                raise
+            # the alert rule still runs: an alert it cannot record is not sent
+            self.store.faults.failed(err, "recording the refresh")
         if self.health is not None:
             self.health.refreshed(e, time.perf_counter() - started)
         # a large fan-out takes minutes at 30 messages/s; the next refresh must not wait for it.
@@ -265,6 +273,21 @@ class Jobs:
         task = asyncio.create_task(self._evaluate(e))
         self.fanouts.add(task)
         task.add_done_callback(self.fanouts.discard)
+
+    def _record(self, e: Explanation) -> None:
+        """What `whydown status` and `/why <date>` read of this refresh."""
+        self.store.set_meta("last_refresh", e.data_time.isoformat())
+        try:  # the day's record for `/why <date>`; losing one must not stop alerts
+            self.store.archive.record(e)
+        except Exception as err:
+            if is_full(err):
+                raise
+            log.exception("archiving the explanation failed")
+        self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
+        if self.feed is not None:
+            self.store.set_meta(
+                "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
+            )
 
     async def _evaluate(self, e: Explanation) -> None:
         """Evaluate the alert rule and fan out, logging rather than raising."""
@@ -291,7 +314,15 @@ class Jobs:
 
     async def prune(self) -> None:
         """Delete rows past their retention."""
-        removed = self.store.prune(utcnow())
+        try:
+            removed = self.store.prune(utcnow())
+        except StorageFull:
+            return  # the fault is noted and logged once; the next prune tries again
+        except sqlite3.OperationalError as err:
+            if not is_full(err):
+                raise
+            self.store.faults.failed(err, "pruning")
+            return
         removed["archived explanations"] = self.store.archive.prune(utcnow(), self.archive_days)
         log.info(
             "pruned %s", ", ".join(f"{n} {table}" for table, n in removed.items()) or "nothing"
@@ -332,6 +363,10 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
     except AlreadyRunning as err:
         print(err)
         return EXIT_ALREADY_RUNNING
+    except DatabaseFault as err:
+        # a restart cannot mend it: say what is wrong and how to recover, with its own code
+        print(err, file=sys.stderr)
+        return EXIT_DATABASE
     # entered at once: whatever fails from here on still closes the database and frees the lock
     with store:
         stop = stop or asyncio.Event()
@@ -482,9 +517,17 @@ def _log_resume_failure(task: asyncio.Task[FanOutReport]) -> None:
 
 
 def status_report(settings: Settings) -> str:
-    """`whydown status`: read the database without the instance lock, and never write to it."""
+    """`whydown status`: read the database without the instance lock, and never write to it.
+    Raises DatabaseFault for a database that cannot be read."""
     if not settings.database.exists():
         return f"No database at {settings.database} yet: `whydown run` creates it."
+    try:
+        return _status_of(settings)
+    except sqlite3.DatabaseError as err:  # damage found past the file's first pages
+        raise DatabaseFault(settings.database, err) from err
+
+
+def _status_of(settings: Settings) -> str:
     with Store(settings.database, read_only=True) as store:
         version = store.schema_version
         if version != SCHEMA_VERSION:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -153,3 +154,19 @@ def test_healthz_is_503_with_reasons_and_metrics_show_stream_lag_and_rate(tmp_pa
         health.last_refresh_at = NOW - timedelta(seconds=181)
         code, body = health.check()
         assert code == 503 and body["reasons"] == ["the last refresh is 181 s old"]
+
+
+def test_healthz_says_history_is_not_kept_while_the_disk_is_full(tmp_path: Path) -> None:
+    with Store(tmp_path / "whydown.db") as store:
+        health = Health(store, streams=None, stale_after_s=180, clock=lambda: NOW)
+        health.refreshed(explanation(3, at=NOW), 1.0)
+        assert health.check()[0] == 200
+        store.faults.failed(sqlite3.OperationalError("database or disk is full"), "a test write")
+        code, body = health.check()
+        assert code == 503
+        assert body["store"] == {"writable": False, "age_s": body["store"]["age_s"]}
+        fault = store.faults.current
+        assert fault is not None
+        assert body["reasons"] == [
+            f"history is not being kept: {fault.reason} (since {fault.since:%H:%M} UTC)"
+        ]

@@ -106,7 +106,7 @@ async def status(interaction: Interaction) -> None:
     """/status: data age and each source's health (only to the asker)."""
     context = context_of(interaction)
     s = context.actions.status()
-    text = context.replies.status(s.explanation, s.counts, s.now)
+    text = context.replies.status(s.explanation, s.counts, s.now, s.storage)
     await send_text(interaction, text, ephemeral=True)
 
 

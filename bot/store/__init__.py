@@ -2,11 +2,12 @@
 
 Only this package talks to SQLite, and rows leave it as validated pydantic models. One module per
 concern: `schema` (tables, migrations), `lock` (one running bot per database), `subscriptions`,
-`outbox` (alerts and deliveries), `history` (the core's History), `meta`; `database.Store`
-opens the file and composes them.
+`outbox` (alerts and deliveries), `history` (the core's History), `meta`, `faults` (a full
+disk); `database.Store` opens the file and composes them.
 """
 
-from bot.store.database import DEFAULT_DB_PATH, Store
+from bot.store.database import DEFAULT_DB_PATH, DatabaseFault, Store
+from bot.store.faults import StorageFault, StorageFaults, StorageFull, is_full
 from bot.store.history import FIGURES_KEEP, LIQUIDATIONS_KEEP, SqliteHistory
 from bot.store.lock import AlreadyRunning, InstanceLock
 from bot.store.meta import Meta
@@ -44,6 +45,7 @@ __all__ = [
     "AlertKind",
     "AlertSummary",
     "AlreadyRunning",
+    "DatabaseFault",
     "Delivery",
     "DeliveryStatus",
     "InstanceLock",
@@ -52,9 +54,13 @@ __all__ = [
     "Platform",
     "Row",
     "SqliteHistory",
+    "StorageFault",
+    "StorageFaults",
+    "StorageFull",
     "Store",
     "Subscription",
     "Subscriptions",
+    "is_full",
     "migrate",
     "schema_version",
 ]

@@ -10,6 +10,7 @@ and the explainer's refresh uses it from a worker thread.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from typing import Self
 import sqlite_utils
 
 from bot.store.archive import Archive
+from bot.store.faults import StorageFaults
 from bot.store.history import SqliteHistory
 from bot.store.lock import InstanceLock
 from bot.store.meta import Meta
@@ -30,6 +32,40 @@ from bot.store.subscriptions import Platform, Subscription, Subscriptions
 from explainers.models import Explanation, Liquidation, LiquidationCoverage, LiquidationHour
 
 DEFAULT_DB_PATH = Path("data/whydown.db")
+#: the files SQLite keeps beside a database in WAL mode
+WAL_FILES = ("-wal", "-shm")
+
+log = logging.getLogger("whydown.store")
+
+#: SQLite's primary result codes that mean the file itself is damaged or not a database
+SQLITE_CORRUPT = 11
+SQLITE_NOTADB = 26
+
+
+class DatabaseFault(RuntimeError):
+    """The database cannot be opened or read: what is wrong, where the file is, how to recover."""
+
+    def __init__(self, path: Path, err: sqlite3.DatabaseError) -> None:
+        self.path = path
+        code = getattr(err, "sqlite_errorcode", None)
+        self.damaged = code is not None and code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+        if self.damaged:
+            what = f"The database {path} is damaged or is not a whydown database ({err})."
+            how = "To recover, stop whydown"
+        else:
+            what = f"The database {path} cannot be opened ({err})."
+            how = (
+                "Check that whydown may read and write it and its folder; if it is damaged, "
+                "stop whydown"
+            )
+        super().__init__(
+            f"{what}\nwhydown has left it untouched. {how}, then either:\n"
+            f"  - restore it from a backup (made with `whydown backup FILE`): copy the backup "
+            f"to {path}, and delete {path}-wal and {path}-shm if present; or\n"
+            f"  - move it aside to start with an empty database (its subscriptions and alerts "
+            f"are lost): mv {path} {path}.broken, and its -wal and -shm files if present.\n"
+            "Then start whydown again."
+        )
 
 
 class Store:
@@ -42,35 +78,70 @@ class Store:
         self.read_only = read_only
         self.instance_lock = InstanceLock(self.path)
         self.lock_path = self.instance_lock.path
-        if read_only:
+        if read_only and lock:
+            raise ValueError("a read-only store takes no instance lock")
+        try:
+            self._open_all(lock)
+        except BaseException as err:
+            self._abandon()
+            if isinstance(err, sqlite3.DatabaseError):
+                # a damaged file, or one SQLite cannot open: say what, where and how to recover
+                raise DatabaseFault(self.path, err) from err
+            raise
+
+    def _abandon(self) -> None:
+        """After a failed open: close whatever was opened and let go of the lock."""
+        for db in (getattr(self, "db", None), getattr(getattr(self, "history", None), "db", None)):
+            if db is not None:
+                db.close()
+        self.instance_lock.release()
+
+    def _open_all(self, lock: bool) -> None:
+        if self.read_only:
             # for a look at a live database (`whydown status`): no lock, no migration, no
             # journal switch; an older or newer schema is for the caller to report
-            if lock:
-                raise ValueError("a read-only store takes no instance lock")
             self.db = self._open_read_only()
         else:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # before the lock, which creates its own file
+            left = self.left_behind()
             if lock:
                 # before migrating: two processes must never migrate the same file at once
                 self.instance_lock.acquire()
-            try:
-                self.db = self._open()
-            except Exception:
-                self.instance_lock.release()
-                raise
+            self.db = self._open(left)
         self.meta = Meta(self.db)
+        # writes failing for want of space (see bot.store.faults), for the log and /status
+        self.faults = StorageFaults()
         self.subs = Subscriptions(self.db)
         self.outbox = Outbox(self.db, self.subs)
         # past days' answers and rebuilt days; its tables are its own (see bot.store.archive)
-        self.archive = Archive(self.db, create=not read_only)
+        self.archive = Archive(self.db, create=not self.read_only)
         history_db = self._open_history()
-        self.history = SqliteHistory(history_db, Meta(history_db))
+        self.history = SqliteHistory(history_db, Meta(history_db), self.faults)
         # the same history on this connection, behind the same lock: the store's own history
         # methods use it inside `transaction()`, so they join that transaction as before
-        self._history_here = SqliteHistory(self.db, self.meta)
+        self._history_here = SqliteHistory(self.db, self.meta, self.faults)
         self._history_here.lock = self.history.lock
 
-    def _open(self) -> sqlite_utils.Database:
+    def left_behind(self) -> list[Path]:
+        """Without a database file: the files a database leaves beside it (its instance lock,
+        its WAL and shared memory), which say there was one here."""
+        if self.path.exists():
+            return []
+        beside = [self.lock_path, *(self.path.with_name(self.path.name + s) for s in WAL_FILES)]
+        return [p for p in beside if p.exists()]
+
+    def _open(self, left_behind: Sequence[Path] = ()) -> sqlite_utils.Database:
+        if left_behind:
+            log.warning(
+                "no database at %s, but files left beside it (%s) show that one was there: "
+                "a new, empty "
+                "database is created, without the subscriptions and alerts of the old one. If "
+                "it was lost by mistake, stop whydown and restore it from a backup "
+                "(see `whydown backup`).",
+                self.path,
+                ", ".join(p.name for p in left_behind),
+            )
         if not self.path.exists():
             # create it ourselves so it never exists with wider permissions; SQLite gives the
             # -wal and -shm files the same mode as the database file
@@ -91,6 +162,11 @@ class Store:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         connection = sqlite3.connect(uri, uri=True)
         connection.execute("PRAGMA busy_timeout=5000")  # the running bot may be writing
+        try:  # SQLite reads the file only now: a damaged one fails here, not in the caller
+            connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            connection.close()
+            raise
         return sqlite_utils.Database(connection, execute_plugins=False)
 
     def _open_history(self) -> sqlite_utils.Database:

@@ -27,6 +27,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import sqlite_utils
 
+from bot.store.faults import StorageFaults, StorageFull, is_full
 from bot.store.meta import Meta
 from bot.store.rows import parse_stamp, stamp
 from explainers.history import (
@@ -86,6 +87,30 @@ def _locked(
     return wrapper
 
 
+def _kept(
+    default: R,
+) -> Callable[
+    [Callable[Concatenate[SqliteHistory, P], R]], Callable[Concatenate[SqliteHistory, P], R]
+]:
+    """A write that is dropped, returning `default`, when the database or disk is full: the
+    history is best effort, and the refresh or stream that writes it must go on (the fault is
+    noted in the history's `faults`, see bot.store.faults)."""
+
+    def decorate(
+        method: Callable[Concatenate[SqliteHistory, P], R],
+    ) -> Callable[Concatenate[SqliteHistory, P], R]:
+        @functools.wraps(method)
+        def wrapper(self: SqliteHistory, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(self, *args, **kwargs)
+            except StorageFull:
+                return default
+
+        return wrapper
+
+    return decorate
+
+
 SumRow = tuple[str, str, str, str, float, int]
 
 
@@ -133,19 +158,28 @@ def write_sums(conn: sqlite3.Connection, rows: Sequence[SumRow]) -> None:
 class SqliteHistory:
     """The ``figures`` table, the liquidation sums (``liquidation_minutes`` and its roll-ups, see
     schema v3), ``liquidation_events`` (polled, for de-duplication) and ``liquidation_gaps``, and
-    where polling stands in ``meta``. Safe to call from any thread (see above)."""
+    where polling stands in ``meta``. Safe to call from any thread (see above).
 
-    def __init__(self, db: sqlite_utils.Database, meta: Meta) -> None:
+    When the database or disk is full, a write in its own transaction is dropped (its method
+    returns as if nothing was new) and `faults` notes it; the next write that succeeds clears it.
+    A write joining a caller's transaction raises as before: the caller decides."""
+
+    def __init__(
+        self, db: sqlite_utils.Database, meta: Meta, faults: StorageFaults | None = None
+    ) -> None:
         self.db = db
         self.meta = meta
+        self.faults = faults if faults is not None else StorageFaults()
         self.lock = threading.RLock()
         self.figures_table = db.table("figures")
         self.events = db.table("liquidation_events")
 
     @contextmanager
-    def _write(self) -> Iterator[None]:
+    def _write(self, *, adds: bool = True) -> Iterator[None]:
         """One write transaction, taken at once (BEGIN IMMEDIATE): in WAL a deferred transaction
-        that read first could not upgrade to writing while another connection writes."""
+        that read first could not upgrade to writing while another connection writes. When the
+        database or disk is full it notes the fault and raises StorageFull; one that `adds` rows
+        and succeeds ends the fault (a delete may succeed while the disk is still full)."""
         conn = self.db.conn
         if conn.in_transaction:  # inside a caller's transaction: join it
             yield
@@ -153,11 +187,17 @@ class SqliteHistory:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield
-        except BaseException:
+            conn.commit()  # a full disk may refuse the commit itself (the WAL cannot grow)
+        except BaseException as err:
             conn.rollback()
+            if is_full(err):
+                self.faults.failed(err, "writing history")
+                raise StorageFull(str(err)) from err
             raise
-        conn.commit()
+        if adds:
+            self.faults.succeeded()
 
+    @_kept(None)
     @_locked
     def add_figures(self, at: datetime, figures: Mapping[str, float]) -> None:
         """Store named figures observed at `at` (non-finite values are not figures; skipped)."""
@@ -176,6 +216,7 @@ class SqliteHistory:
         )
         return [(datetime.fromisoformat(row["at"]), row["value"]) for row in rows]
 
+    @_kept(0)
     @_locked
     def add_liquidations(
         self, events: Iterable[Liquidation], *, polled_at: datetime, covered_since: datetime
@@ -210,6 +251,7 @@ class SqliteHistory:
             self.meta.set(LAST_POLL, stamp(polled_at))
         return len(new)
 
+    @_kept(0)
     @_locked
     def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
         """Add streamed events (each delivered once) to the minute sums in one transaction;
@@ -222,6 +264,7 @@ class SqliteHistory:
         """Add events to the minute sums and their roll-ups (inside a write transaction)."""
         write_sums(self.db.conn, minute_rows(events))
 
+    @_kept(None)
     @_locked
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
         """A venue's stream was not listening from `start` to `end` (None: still down)."""
@@ -352,7 +395,7 @@ class SqliteHistory:
         minutes except each venue's latest (it says since when the venue is tracked). Where
         polling started is kept: pruning leaves no hole in the tracking."""
         conn = self.db.conn
-        with self._write():
+        with self._write(adds=False):
             figures = conn.execute(
                 "DELETE FROM figures WHERE at < ?", (stamp(now - FIGURES_KEEP),)
             ).rowcount

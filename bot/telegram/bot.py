@@ -277,7 +277,9 @@ class TelegramFrontend:
     async def _status(self, update: Update, context: Context) -> None:
         """/status: data age and each source's health."""
         s = self.actions.status()
-        await reply(message_of(update), self.replies.status(s.explanation, s.counts, s.now))
+        await reply(
+            message_of(update), self.replies.status(s.explanation, s.counts, s.now, s.storage)
+        )
 
     async def _unknown(self, update: Update, context: Context) -> None:
         """Any other command: the usage line instead of silence."""
