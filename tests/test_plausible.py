@@ -23,16 +23,20 @@ from pydantic import BaseModel
 from explainers.errors import SourceError
 from explainers.sources import (
     binance,
+    blockchain_info,
     bounds,
     bybit,
+    cnbc,
     coinbase,
     coingecko,
+    defillama,
     farside,
     feargreed,
     fred,
     hyperliquid,
     kalshi,
     kraken,
+    mempool,
     okx,
     polymarket,
     sosovalue,
@@ -452,3 +456,80 @@ def test_stream_frames(cls: type[LiquidationStream], name: str) -> None:
             assert_plausible(event)
 
     fuzz()
+
+
+# --- parsers added since: CNBC's quote, mempool.space, blockchain.info, DefiLlama --------------
+
+#: CNBC's restQuote format as public scrapers parse it (no recorded body exists)
+CNBC_QUOTE = {
+    "FormattedQuoteResult": {
+        "FormattedQuote": [
+            {
+                "symbol": ".SPX",
+                "code": 0,
+                "last": "5,346.56",
+                "previous_day_closing": "5,446.68",
+                "change_pct": "-1.84%",
+                "last_time": "2026-09-11T11:17:11.000-0400",
+                "curmktstatus": "REG_MKT",
+            }
+        ]
+    }
+}
+
+
+@FUZZ
+@given(mutations(CNBC_QUOTE))
+def test_cnbc_quote(body: Any) -> None:
+    def check(q: Any) -> None:
+        assert q.last > 0 and q.previous_close > 0
+        assert abs(q.change_pct) <= bounds.MAX_MARKET_MOVE_PCT
+
+    outcome(lambda: cnbc.parse_quote(body, "spx"), check)
+
+
+MEMPOOL_DIFFICULTY = load(API / "mempool_difficulty_adjustment.json")
+
+
+@FUZZ
+@given(mutations(MEMPOOL_DIFFICULTY))
+def test_mempool_difficulty(body: Any) -> None:
+    outcome(lambda: mempool.parse_difficulty(body, datetime.now(UTC)))
+
+
+MEMPOOL_HASHRATE = load(API / "mempool_hashrate_3d.json")
+
+
+@FUZZ
+@given(mutations(MEMPOOL_HASHRATE))
+def test_mempool_hash_rate_points(body: Any) -> None:
+    def check(points: Any) -> None:
+        assert all(rate > 0 for _, rate in points)
+
+    # hash rates are H/s beyond 1e15: checked in EH/s, where the size bound applies
+    outcome(lambda: [(t, rate / 1e18) for t, rate in mempool.hash_rate_points(body)], check)
+
+
+BLOCKCHAIN_CHART = load(API / "blockchain_info_charts_n_transactions.json")
+
+
+@FUZZ
+@given(mutations(BLOCKCHAIN_CHART))
+def test_blockchain_info_chart(body: Any) -> None:
+    def check(points: Any) -> None:
+        assert all(count >= 0 for count in points.values())
+
+    outcome(lambda: blockchain_info.chart_points(body), check)
+
+
+#: DefiLlama's documented `/stablecoincharts/all` shape (no recorded body exists)
+DEFILLAMA_CHART = [
+    {"date": str(1763596800 + day * 86400), "totalCirculatingUSD": {"peggedUSD": 3.0e11 + day}}
+    for day in range(9)
+]
+
+
+@FUZZ
+@given(mutations(DEFILLAMA_CHART))
+def test_defillama_chart(body: Any) -> None:
+    outcome(lambda: defillama.parse_chart(body))
