@@ -134,6 +134,9 @@ def alert_key(kind: Literal["alert", "eased"], explanation: Explanation) -> str:
 #: subscriptions decided and recorded per transaction, and pending deliveries read per batch:
 #: small enough that one batch never holds the event loop for long (see bench/fanout_large.py)
 BATCH = 250
+#: a read of pending deliveries looks at most this many batches' worth of them: a platform with
+#: few subscriptions among many never makes one read walk the whole outbox
+SCAN_FACTOR = 4
 
 
 class AlertChartLike(Protocol):
@@ -344,12 +347,14 @@ class AlertEngine:
         if upto_id <= after_id:
             return
         while True:
-            rows = self._store.pending_batch(
-                after_id, self._batch, upto_id=upto_id, alert_ids=alert_ids, platform=platform
+            rows, next_after = self._store.outbox.pending_page(
+                after_id,
+                self._batch,
+                upto_id=upto_id,
+                alert_ids=alert_ids,
+                platform=platform,
+                scan=SCAN_FACTOR * self._batch,
             )
-            if not rows:
-                return
-            after_id = rows[-1][0].id
             jobs: list[Job] = []
             for delivery, subscription in rows:
                 message = self._message(messages, delivery.alert_id)
@@ -357,6 +362,10 @@ class AlertEngine:
                     jobs.append(Job(delivery.id, subscription, message, delivery.attempts))
             if jobs:
                 yield jobs
+            if next_after is None:
+                return
+            after_id = next_after
+            await asyncio.sleep(0)  # one read at a time: other platforms' and sends' turn
 
     async def resume_pending(self) -> FanOutReport:
         """At start: send deliveries a crash or stop left pending, unless too old to matter."""

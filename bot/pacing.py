@@ -6,6 +6,13 @@ bucket through and then keeps leaking, so "20 per minute per group" would allow 
 minute; and it reads the event loop's clock directly, while the tests and the benchmark need to
 inject a clock (virtual or scaled time). A sliding window of the last N send times never puts more
 than N sends in any window of T seconds, which is what the fake notifiers check.
+
+Each send is counted at its slot: the moment the windows first allowed it, or the moment it was
+admitted if later. A send admitted after its slot (a timer wakes a little late, the loop was busy)
+is counted at most `late` seconds before it was admitted, so a late wake-up does not push every
+later slot back by as much, which would lower the rate a little on every round; and as windows are
+kept longer than the platform's by more than `late`, sends that really leave at most `late` after
+the time they are counted at still never crowd any platform window.
 """
 
 from __future__ import annotations
@@ -20,9 +27,12 @@ from typing import Protocol
 
 # below any server's resolution; lets float rounding of a wake-up time count as on time
 _EPSILON_S = 1e-6
-# every window is kept 5% longer than the platform's: the server counts sends when they arrive,
-# and network or event-loop jitter can bring two sends closer together than they left
-SAFETY_MARGIN = 0.05
+# every window is kept 3% longer than the platform's: sends are counted up to LATE_FRACTION of a
+# window before they leave (below); what is left covers the jitter of their arrival at the server
+SAFETY_MARGIN = 0.03
+# a send admitted late is counted at its slot, but never more than this fraction of its gate's
+# shortest window before it was admitted: at most 20 ms of a one-second window
+LATE_FRACTION = 0.02
 # the pacer drops the state of chats that no longer constrain anything every this many sends
 FORGET_EVERY = 1000
 
@@ -99,12 +109,14 @@ PLATFORM_LIMITS: Mapping[str, PlatformLimits] = {
 class _Gate:
     """Sliding windows for one key (a platform or a chat), plus a server-imposed pause."""
 
-    __slots__ = ("paused_until", "stamps", "windows")
+    __slots__ = ("late", "paused_until", "stamps", "windows")
 
     def __init__(self, windows: tuple[Window, ...]) -> None:
         self.windows = windows
+        # the times sends were counted at, in order, never after the send was admitted
         self.stamps: deque[float] = deque(maxlen=max(w.count for w in windows))
         self.paused_until = 0.0
+        self.late = LATE_FRACTION * min(w.seconds for w in windows)
 
     def delay(self, now: float) -> float:
         wait = self.paused_until - now
@@ -114,8 +126,16 @@ class _Gate:
                 wait = max(wait, self.stamps[-window.count] + span - now)
         return wait
 
+    def count(self, now: float, wait: float) -> None:
+        """Count a send admitted at `now`, `wait` (<= 0) after the windows allowed it: at that
+        slot, but not more than `late` before `now` nor before the previous send."""
+        slot = max(now + wait, now - self.late)
+        if self.stamps:
+            slot = max(slot, self.stamps[-1])
+        self.stamps.append(slot)
+
     def idle(self, now: float) -> bool:
-        horizon = max(w.seconds for w in self.windows)
+        horizon = max(w.seconds for w in self.windows) * (1 + SAFETY_MARGIN)
         return self.paused_until <= now and (not self.stamps or self.stamps[-1] + horizon <= now)
 
 
@@ -128,6 +148,7 @@ class Pacer:
         self._platforms = {name: _Gate((lim.overall,)) for name, lim in limits.items()}
         self._chats: dict[tuple[str, str], _Gate] = {}
         self._admitted = 0
+        self._forgotten_at = 0  # sends admitted at the last forget_idle
 
     def _chat(self, platform: str, chat_id: str) -> _Gate:
         gate = self._chats.get((platform, chat_id))
@@ -138,18 +159,21 @@ class Pacer:
 
     async def acquire(self, platform: str, chat_id: str) -> None:
         """Wait until one more send to this chat fits every window, and count it."""
+        if self._admitted - self._forgotten_at >= FORGET_EVERY:
+            # a long fan-out must not keep a gate for every chat it ever sent to. Done before
+            # the admission, not after it: nothing should come between a send's admission and
+            # the send itself
+            self.forget_idle()
         gates = (self._platforms[platform], self._chat(platform, chat_id))
         while True:
             now = self._clock.monotonic()
-            wait = max(gate.delay(now) for gate in gates)
+            waits = [gate.delay(now) for gate in gates]
+            wait = max(waits)
             if wait <= _EPSILON_S:
-                # check and record with no await between: no other task can take the slot
-                for gate in gates:
-                    gate.stamps.append(now)
+                # check and count with no await between: no other task can take the slot
+                for gate, gate_wait in zip(gates, waits, strict=True):
+                    gate.count(now, min(gate_wait, 0.0))
                 self._admitted += 1
-                if self._admitted % FORGET_EVERY == 0:
-                    # a long fan-out must not keep a gate for every chat it ever sent to
-                    self.forget_idle()
                 return
             await self._clock.sleep(wait)
 
@@ -161,5 +185,6 @@ class Pacer:
     def forget_idle(self) -> None:
         """Drop per-chat state that no longer constrains anything (keeps memory flat)."""
         now = self._clock.monotonic()
+        self._forgotten_at = self._admitted
         for key in [key for key, gate in self._chats.items() if gate.idle(now)]:
             del self._chats[key]

@@ -455,3 +455,27 @@ def test_history_calls_inside_a_store_transaction_join_it(store: Store) -> None:
     # and the history's own connection sees them
     assert store.history.liquidation_totals(START - timedelta(hours=1), START) == (5e6, 0.0)
     assert store.history.figures("cut_odds", START) == [(START, 0.5)]
+
+
+def test_a_page_of_pending_deliveries_looks_at_no_more_than_it_is_told(store: Store) -> None:
+    # ten Telegram chats, then two Discord channels: a Discord read that looks at four deliveries
+    # at a time finds nothing in the first pages, yet says where to read on
+    chats = [store.subscribe("telegram", str(i), None, 3, "x") for i in range(10)]
+    channels = [store.subscribe("discord", str(i), None, 3, "x") for i in range(2)]
+    alert = store.add_alert("alert", explanation(4), "k", START)
+    queued = store.add_deliveries(alert.id, [s.id for s in [*chats, *channels]], START)
+    outbox = store.outbox
+    after, seen = 0, []
+    pages = 0
+    while after is not None:
+        rows, after = outbox.pending_page(after, 5, platform="discord", scan=4)
+        seen += [(d.id, s.chat_id) for d, s in rows]
+        pages += 1
+    assert seen == [(queued[10].id, "0"), (queued[11].id, "1")]
+    assert pages == 4  # 12 pending looked at 4 at a time, then nothing left
+    rows, after = outbox.pending_page(0, 3, platform="telegram", scan=10)
+    assert [s.chat_id for _, s in rows] == ["0", "1", "2"] and after == queued[2].id
+    assert (
+        outbox.pending_batch(0, 100, platform="telegram")
+        == outbox.pending_page(0, 100, platform="telegram")[0]
+    )

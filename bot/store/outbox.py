@@ -190,11 +190,26 @@ class Outbox:
     ) -> list[tuple[Delivery, Subscription]]:
         """Up to `limit` pending deliveries with ids above `after_id` (at most `upto_id`; of
         `alert_ids` and to `platform` when given), oldest first, with their subscriptions."""
+        rows, _ = self.pending_page(
+            after_id, limit, upto_id=upto_id, alert_ids=alert_ids, platform=platform
+        )
+        return rows
+
+    def pending_page(
+        self,
+        after_id: int,
+        limit: int,
+        *,
+        upto_id: int | None = None,
+        alert_ids: Iterable[int] = (),
+        platform: str | None = None,
+        scan: int | None = None,
+    ) -> tuple[list[tuple[Delivery, Subscription]], int | None]:
+        """`pending_batch`, looking at no more than `scan` pending deliveries (all when None):
+        one read stays short however few of them go to `platform`. Returns the deliveries and
+        the id to read on after, or None when no pending delivery is left in the range."""
         where = "status = 'pending' AND id > ?"
         args: list[Any] = [after_id]
-        if platform is not None:
-            where += " AND subscription_id IN (SELECT id FROM subscriptions WHERE platform = ?)"
-            args.append(platform)
         if upto_id is not None:
             where += " AND id <= ?"
             args.append(upto_id)
@@ -202,15 +217,42 @@ class Outbox:
         if alerts:
             where += f" AND alert_id IN ({', '.join('?' * len(alerts))})"
             args.extend(alerts)
+        # the pending index walks the deliveries in id order; each one's subscription is looked
+        # up by its key (an IN over the platform's subscriptions would list them all, each read)
+        scanned = f"SELECT * FROM deliveries WHERE {where} ORDER BY id LIMIT ?"
+        select = f"SELECT d.* FROM ({scanned}) AS d"
+        select_args = [*args, -1 if scan is None else scan]
+        if platform is not None:
+            select += (
+                " WHERE EXISTS (SELECT 1 FROM subscriptions s"
+                " WHERE s.id = d.subscription_id AND s.platform = ?)"
+            )
+            select_args.append(platform)
+        select += " ORDER BY d.id LIMIT ?"
+        select_args.append(limit)
         with self.db.atomic():
-            rows = list(self.deliveries.rows_where(where, args, order_by="id", limit=limit))
+            cursor = self.db.execute(select, select_args)
+            columns = [c[0] for c in cursor.description]
+            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            if len(rows) >= limit:
+                next_after: int | None = rows[-1]["id"]
+            elif scan is None:
+                next_after = None
+            else:
+                last = self.db.execute(
+                    f"SELECT max(id) FROM (SELECT id FROM deliveries WHERE {where} "
+                    "ORDER BY id LIMIT ?)",
+                    [*args, scan],
+                ).fetchone()[0]
+                next_after = None if last is None else int(last)
             ids = sorted({row["subscription_id"] for row in rows})
             targets = (
                 self.subscriptions.by_id_where(f"id IN ({', '.join('?' * len(ids))})", ids)
                 if ids
                 else {}
             )
-        return [(Delivery.model_validate(row), targets[row["subscription_id"]]) for row in rows]
+        found = [(Delivery.model_validate(row), targets[row["subscription_id"]]) for row in rows]
+        return found, next_after
 
     def fail_pending(
         self,
