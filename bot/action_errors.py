@@ -10,7 +10,8 @@ any other exception.
     │                    that cannot be answered: the reason, then the usage line)
     ├── NotAllowed       not this user, not here, or a channel the bot cannot post in
     ├── ChartUnavailable no chart can be drawn now; the answer in words still can
-    └── PastUnavailable  this bot has no time machine: past days and previews are off
+    ├── PastUnavailable  this bot has no time machine: past days and previews are off
+    └── PreviewUnavailable the preview after /subscribe could not be made; the subscription stands
 """
 
 from __future__ import annotations
@@ -117,6 +118,19 @@ class PastUnavailable(ActionError):
 
     def reply(self, replies: Replies) -> str:
         return replies.past_unavailable()
+
+
+class PreviewUnavailable(ActionError):
+    """The preview after /subscribe could not be made; the subscription stands. Returned, not
+    raised: it follows the confirmation, which has been sent already."""
+
+    outage = True
+
+    def __init__(self) -> None:
+        super().__init__("the preview after subscribing could not be made")
+
+    def reply(self, replies: Replies) -> str:
+        return replies.preview_unavailable()
 
 
 @contextmanager

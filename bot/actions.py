@@ -1,8 +1,8 @@
 """The use cases both bots offer, written once.
 
 A front-end parses its platform's command, calls one of these, renders the result with
-`bot.commands.Replies` and sends it. Results are plain data (an Explanation, a Subscription, a
-Status, a Preview). A use case that cannot answer raises one of the small family of errors in
+`bot.commands.Replies` and sends it. Results are plain data (an Answer, a Subscription, a Status, a
+Preview). A use case that cannot answer raises one of the small family of errors in
 bot.action_errors (re-exported here); each front-end turns the family into a message in exactly
 one place.
 """
@@ -22,6 +22,7 @@ from bot.action_errors import ChartUnavailable as ChartUnavailable
 from bot.action_errors import DataUnavailable as DataUnavailable
 from bot.action_errors import NotAllowed as NotAllowed
 from bot.action_errors import PastUnavailable as PastUnavailable
+from bot.action_errors import PreviewUnavailable as PreviewUnavailable
 from bot.action_errors import UnknownCoin as UnknownCoin
 from bot.action_errors import coin_refusals
 from bot.alerts import AlertSettings
@@ -62,6 +63,16 @@ class Target:
     platform: Platform
     chat_id: str
     topic_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """/why's answer and how it is shown: full or compact (the place's choice), and whether it is
+    about now (with buttons) or a past day's end (without: they would answer about now)."""
+
+    explanation: Explanation
+    full: bool
+    live: bool
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,18 @@ def why_arguments(args: Sequence[str]) -> tuple[str | None, str | None]:
     return (coins[0] if coins else None), (days[0] if days else None)
 
 
+def settings_arguments(args: Sequence[str]) -> str | None:
+    """/settings' free-form arguments: None (show the settings), or the one word after "full" (or
+    alone) for set_full_answers to read; more words are a BadArgument (the usage line)."""
+    if not args:
+        return None
+    words = [a.lower() for a in args]
+    choice = words[1:] if words[0] == "full" else words
+    if len(choice) != 1:
+        raise BadArgument("settings")
+    return choice[0]
+
+
 def _whole(raw: str | int | None, lowest: int, highest: int) -> int | None:
     """A whole number within bounds, or None."""
     try:
@@ -187,6 +210,21 @@ class Actions:
             except Exception:
                 log.exception("the hook for a coin asked about failed")
         return explanation
+
+    def check_why(self, coin: str | None, at: str | None) -> None:
+        """Refuse at once a /why that cannot be answered (before any slow work is promised): a
+        date that cannot be, a coin the latest refresh does not know."""
+        if at is not None:
+            self.past_day(at)
+        self.check_coin(coin)
+
+    async def why_answer(self, here: Target, coin: str | None, at: str | None = None) -> Answer:
+        """/why [coin] [date]: the answer about now, compact unless the place chose full; for a
+        past day, the full answer as of its end."""
+        if at is not None:
+            return Answer(await self.why_at(coin, at), full=True, live=False)
+        explanation = await self.why(coin)
+        return Answer(explanation, self.full_answers(here), live=True)
 
     async def latest(self, coin: str | None = None) -> Explanation:
         """The answer from the latest refresh, without a new one (a Details press shows the
@@ -343,11 +381,16 @@ class Actions:
         # drawing is CPU work: off the event loop, so other chats are answered meanwhile
         return Preview(result, await asyncio.to_thread(backtest_png, result))
 
-    async def preview_after_subscribe(self, sub: Subscription) -> Preview | None:
-        """The preview sent after /subscribe, for its min_drivers over the default days; None when
-        it could not be made (logged): the subscription stands whatever happens here."""
+    async def preview_after_subscribe(
+        self, sub: Subscription
+    ) -> Preview | PreviewUnavailable | None:
+        """What follows /subscribe's confirmation: the preview for its min_drivers over the
+        default days; PreviewUnavailable when it could not be made (logged: the subscription
+        stands whatever happens here); None when previews are off (no time machine)."""
+        if self.timemachine is None:
+            return None
         try:
             return await self.preview(sub.min_drivers)
         except Exception:
             log.exception("the preview after subscribing %s failed", sub.chat_id)
-            return None
+            return PreviewUnavailable()

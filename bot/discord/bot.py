@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 from pydantic import SecretStr
 
-from bot.actions import PREVIEW_DAYS_MOST, Actions, Target
+from bot.actions import PREVIEW_DAYS_MOST, Actions, PreviewUnavailable, Target
 from bot.commands import Command, commands_for
 from bot.delivery import Notifier
 from bot.discord.channels import managed_channel
@@ -141,13 +141,12 @@ async def subscribe(
     target, where = managed_channel(interaction, channel, postable=True, charts=charts)
     sub = context.actions.subscribe(target, min_drivers, interaction.user.name)
     await send_text(interaction, context.replies.subscribed(sub, where))
-    if context.actions.timemachine is not None:
-        # a follow-up after the confirmation: a slow reconstruction never delays it
-        preview = await context.actions.preview_after_subscribe(sub)
-        if preview is None:
-            await interaction.followup.send(context.replies.preview_unavailable())
-        else:
-            await send_preview(interaction, context, preview)
+    # a follow-up after the confirmation: a slow reconstruction never delays it
+    after = await context.actions.preview_after_subscribe(sub)
+    if isinstance(after, PreviewUnavailable):
+        await interaction.followup.send(after.reply(context.replies))
+    elif after is not None:
+        await send_preview(interaction, context, after)
 
 
 async def preview(
