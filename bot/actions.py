@@ -1,31 +1,30 @@
 """The use cases both bots offer, written once.
 
 A front-end parses its platform's command, calls one of these, renders the result with
-`bot.commands.Replies` and sends it. Results are plain data (an Explanation, a Subscription, a
-Status). A use case that cannot answer raises one of a small family of errors; `reply(replies)` is
-what the user reads, in the platform's markup, and each front-end turns the family into a message
-in exactly one place. None of them is a bug: a bug is any other exception.
-
-    ActionError          a use case refused; `outage` says whether a source failed (else the user's ask)
-    ├── UnknownCoin      a coin the market data does not know; carries close matches
-    ├── DataUnavailable  the coin list could not be read this time
-    ├── BadArgument      a command's arguments were wrong: the reply is its usage line (a date
-    │                    that cannot be answered: the reason, then the usage line)
-    ├── NotAllowed       not this user, not here, or a channel the bot cannot post in
-    ├── ChartUnavailable no chart can be drawn now; the answer in words still can
-    └── PastUnavailable  this bot has no time machine: past days and previews are off
+`bot.commands.Replies` and sends it. Results are plain data (an Answer, a Subscription, a Status, a
+Preview). A use case that cannot answer raises one of the small family of errors in
+bot.action_errors (re-exported here); each front-end turns the family into a message in exactly
+one place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from bot.action_errors import ActionError as ActionError
+from bot.action_errors import BadArgument as BadArgument
+from bot.action_errors import ChartUnavailable as ChartUnavailable
+from bot.action_errors import DataUnavailable as DataUnavailable
+from bot.action_errors import NotAllowed as NotAllowed
+from bot.action_errors import PastUnavailable as PastUnavailable
+from bot.action_errors import PreviewUnavailable as PreviewUnavailable
+from bot.action_errors import UnknownCoin as UnknownCoin
+from bot.action_errors import coin_refusals
 from bot.alerts import AlertSettings
 from bot.commands import Replies
 from bot.store import (
@@ -55,115 +54,6 @@ log = logging.getLogger("whydown.actions")
 ETF = "etf"  # /chart's subject for the spot-Bitcoin-ETF flows chart
 
 
-# --- the errors a user reads -------------------------------------------------------------------
-
-
-class ActionError(Exception):
-    """A use case refused. str() is for the log; `reply(replies)` is what the user reads."""
-
-    outage = False  # a source failed (logged as a warning), rather than the user's ask
-
-    @property
-    def level(self) -> int:
-        """How a front-end logs it: a user's mistake is no cause for alarm, an outage is."""
-        return logging.WARNING if self.outage else logging.INFO
-
-    def reply(self, replies: Replies) -> str:
-        raise NotImplementedError
-
-
-class UnknownCoin(ActionError):
-    """A coin the market data does not know."""
-
-    def __init__(self, query: str, suggestions: Sequence[str]) -> None:
-        super().__init__(f"unknown coin {query!r}")
-        self.query = query
-        self.suggestions = list(suggestions)
-
-    def reply(self, replies: Replies) -> str:
-        return replies.unknown_coin(self.query, self.suggestions)
-
-
-class DataUnavailable(ActionError):
-    """Coins cannot be looked up: the market-data source failed this refresh."""
-
-    outage = True
-
-    def __init__(self, query: str) -> None:
-        super().__init__(f"no coin data to look up {query!r}")
-        self.query = query
-
-    def reply(self, replies: Replies) -> str:
-        return replies.coin_data_unavailable(self.query)
-
-
-class BadArgument(ActionError):
-    """A command's arguments were wrong; the reply is its usage line, with the problem."""
-
-    def __init__(self, command: str, problem: str | None = None) -> None:
-        super().__init__(f"/{command}: {problem or 'wrong arguments'}")
-        self.command = command
-        self.problem = problem
-
-    def reply(self, replies: Replies) -> str:
-        return replies.usage(self.command, self.problem)
-
-
-Rule = Literal["admins_only", "server_only", "channel_refused", "channel_unsupported"]
-
-
-class NotAllowed(ActionError):
-    """Not for this user or not here: which rule refused, the place, and what the bot lacks there."""
-
-    def __init__(self, rule: Rule, where: str = "", missing: Sequence[str] = ()) -> None:
-        super().__init__(f"{rule.replace('_', ' ')} {where}".strip())
-        self.rule = rule
-        self.where = where
-        self.missing = list(missing)
-
-    def reply(self, replies: Replies) -> str:
-        if self.rule == "channel_refused":
-            return replies.channel_refused(self.where, self.missing)
-        if self.rule == "channel_unsupported":
-            return replies.channel_unsupported(self.where)
-        if self.rule == "server_only":
-            return replies.server_only()
-        return replies.admins_only(self.where or None)
-
-
-class ChartUnavailable(ActionError):
-    """No chart now: charts are off (no reason), or this one could not be drawn (the reason)."""
-
-    def __init__(self, reason: str | None = None, what: str = "sell-off") -> None:
-        super().__init__(f"no {what} chart: {reason}" if reason else "charts are off")
-        self.reason = reason
-        self.outage = reason is not None
-
-    def reply(self, replies: Replies) -> str:
-        return replies.chart_unavailable(self.reason)
-
-
-class PastUnavailable(ActionError):
-    """This bot was started without a time machine: no past days, no previews."""
-
-    def __init__(self) -> None:
-        super().__init__("past days are not set up on this bot")
-
-    def reply(self, replies: Replies) -> str:
-        return replies.past_unavailable()
-
-
-@contextmanager
-def coin_refusals(coin: str | None) -> Iterator[None]:
-    """The core's refusals of a coin, as the action errors a user reads."""
-    try:
-        yield
-    except core.UnknownCoin as err:
-        raise UnknownCoin(err.query, err.suggestions) from err
-    except core.CoinDataUnavailable as err:
-        raise DataUnavailable(str(err.args[0]) if err.args else coin or "") from err
-
-
 # --- what the use cases return ---------------------------------------------------------------
 
 
@@ -174,6 +64,16 @@ class Target:
     platform: Platform
     chat_id: str
     topic_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """/why's answer and how it is shown: full or compact (the place's choice), and whether it is
+    about now (with buttons) or a past day's end (without: they would answer about now)."""
+
+    explanation: Explanation
+    full: bool
+    live: bool
 
 
 @dataclass(frozen=True)
@@ -243,6 +143,18 @@ def why_arguments(args: Sequence[str]) -> tuple[str | None, str | None]:
     return (coins[0] if coins else None), (days[0] if days else None)
 
 
+def settings_arguments(args: Sequence[str]) -> str | None:
+    """/settings' free-form arguments: None (show the settings), or the one word after "full" (or
+    alone) for set_full_answers to read; more words are a BadArgument (the usage line)."""
+    if not args:
+        return None
+    words = [a.lower() for a in args]
+    choice = words[1:] if words[0] == "full" else words
+    if len(choice) != 1:
+        raise BadArgument("settings")
+    return choice[0]
+
+
 def _whole(raw: str | int | None, lowest: int, highest: int) -> int | None:
     """A whole number within bounds, or None."""
     try:
@@ -301,6 +213,21 @@ class Actions:
             except Exception:
                 log.exception("the hook for a coin asked about failed")
         return explanation
+
+    def check_why(self, coin: str | None, at: str | None) -> None:
+        """Refuse at once a /why that cannot be answered (before any slow work is promised): a
+        date that cannot be, a coin the latest refresh does not know."""
+        if at is not None:
+            self.past_day(at)
+        self.check_coin(coin)
+
+    async def why_answer(self, here: Target, coin: str | None, at: str | None = None) -> Answer:
+        """/why [coin] [date]: the answer about now, compact unless the place chose full; for a
+        past day, the full answer as of its end."""
+        if at is not None:
+            return Answer(await self.why_at(coin, at), full=True, live=False)
+        explanation = await self.why(coin)
+        return Answer(explanation, self.full_answers(here), live=True)
 
     async def latest(self, coin: str | None = None) -> Explanation:
         """The answer from the latest refresh, without a new one (a Details press shows the
@@ -458,11 +385,16 @@ class Actions:
         # drawing is CPU work: off the event loop, so other chats are answered meanwhile
         return Preview(result, await asyncio.to_thread(backtest_png, result))
 
-    async def preview_after_subscribe(self, sub: Subscription) -> Preview | None:
-        """The preview sent after /subscribe, for its min_drivers over the default days; None when
-        it could not be made (logged): the subscription stands whatever happens here."""
+    async def preview_after_subscribe(
+        self, sub: Subscription
+    ) -> Preview | PreviewUnavailable | None:
+        """What follows /subscribe's confirmation: the preview for its min_drivers over the
+        default days; PreviewUnavailable when it could not be made (logged: the subscription
+        stands whatever happens here); None when previews are off (no time machine)."""
+        if self.timemachine is None:
+            return None
         try:
             return await self.preview(sub.min_drivers)
         except Exception:
             log.exception("the preview after subscribing %s failed", sub.chat_id)
-            return None
+            return PreviewUnavailable()

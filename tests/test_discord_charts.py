@@ -25,7 +25,7 @@ from bot.commands import Replies
 from bot.config import Settings
 from bot.delivery import AlertMessage, PermanentDeliveryError
 from bot.discord.bot import DiscordFrontend
-from bot.discord.views import ChartButton
+from bot.discord.buttons import ChartButton
 from bot.store import Store
 from explainers import charts
 from explainers.chart_service import ChartMaker

@@ -2,7 +2,9 @@
 
 It stays thin: parse the interaction, call an action of bot.actions, render with
 bot.commands.Replies and explainers.render, reply. Slow answers are deferred first and sent as a
-follow-up; refused actions and every failure go through the tree's one `on_error`.
+follow-up; refused actions and every failure go through the tree's one `on_error`. The answers
+(/why, /drivers, /chart, ...) are this module's; a channel's settings are in `settings`, past days
+in `past`, and the buttons under an answer in `buttons`; all are registered here, in HANDLERS.
 """
 
 from __future__ import annotations
@@ -16,25 +18,16 @@ import discord
 from discord import app_commands
 from pydantic import SecretStr
 
-from bot.actions import PREVIEW_DAYS_MOST, Actions, Target
+from bot.actions import Actions
 from bot.commands import Command, commands_for
 from bot.delivery import Notifier
-from bot.discord.channels import managed_channel
+from bot.discord import past, settings
+from bot.discord.buttons import ChartButton, DetailsButton, DriversButton, RefreshButton, why_view
+from bot.discord.channels import here
 from bot.discord.interactions import DiscordContext, context_of, report_error, send_text
 from bot.discord.notifier import DiscordNotifier
-from bot.discord.past import send_preview
-from bot.discord.views import (
-    ChartButton,
-    DetailsButton,
-    DriversButton,
-    RefreshButton,
-    coin_choices,
-    send_chart,
-    subject_choices,
-    why_embed,
-    why_view,
-)
-from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Platform
+from bot.discord.views import coin_choices, send_chart, subject_choices, why_embed
+from bot.store import Platform
 
 log = logging.getLogger("whydown.discord")
 
@@ -64,20 +57,16 @@ async def why(interaction: Interaction, coin: str | None = None, date: str | Non
     context = context_of(interaction)
     # a refusal must be known before the public "thinking…": what follows a defer replaces it
     # and so is seen by the whole channel, whatever its own ephemeral flag says
-    if date is not None:
-        context.actions.past_day(date)
-    context.actions.check_coin(coin)
+    context.actions.check_why(coin, date)
     await interaction.response.defer(thinking=True)  # a cold cache means a full refresh
-    if date is not None:
-        past = await context.actions.why_at(coin, date)
-        await interaction.followup.send(embed=why_embed(context, past, full=True))
+    answer = await context.actions.why_answer(here(interaction), coin, date)
+    embed = why_embed(context, answer.explanation, full=answer.full)
+    if not answer.live:
+        await interaction.followup.send(embed=embed)
         return
-    explanation = await context.actions.why(coin)
-    full = context.actions.full_answers(Target(PLATFORM, str(interaction.channel_id)))
-    await interaction.followup.send(
-        embed=why_embed(context, explanation, full=full),
-        view=why_view(explanation, chart=context.actions.charts is not None, full=full),
-    )
+    chart = context.actions.charts is not None
+    view = why_view(answer.explanation, chart=chart, full=answer.full)
+    await interaction.followup.send(embed=embed, view=view)
 
 
 async def chart(interaction: Interaction, subject: str | None = None) -> None:
@@ -115,62 +104,6 @@ async def help_(interaction: Interaction) -> None:
     await send_text(interaction, context_of(interaction).replies.help(), ephemeral=True)
 
 
-async def settings(interaction: Interaction, full: str | None = None) -> None:
-    """/settings [full]: this channel's subscription and answer style (only to the asker);
-    full:on|off picks the answer /why gives here (Manage Channels only)."""
-    context = context_of(interaction)
-    if full is not None:
-        target, where = managed_channel(interaction, None)
-        chosen = context.actions.set_full_answers(target, full)
-        await send_text(interaction, context.replies.full_answers_set(chosen, where))
-        return
-    here = Target(PLATFORM, str(interaction.channel_id))
-    sub = context.actions.settings(here)
-    text = context.replies.settings(sub, "this channel", context.actions.full_answers(here))
-    await send_text(interaction, text, ephemeral=True)
-
-
-async def subscribe(
-    interaction: Interaction,
-    channel: discord.TextChannel | None = None,
-    min_drivers: app_commands.Range[int, MIN_DRIVERS_LOWEST, MIN_DRIVERS_HIGHEST] | None = None,
-) -> None:
-    """/subscribe [channel] [min_drivers]: alerts for a channel (Manage Channels only)."""
-    context = context_of(interaction)
-    charts = context.actions.charts is not None
-    target, where = managed_channel(interaction, channel, postable=True, charts=charts)
-    sub = context.actions.subscribe(target, min_drivers, interaction.user.name)
-    await send_text(interaction, context.replies.subscribed(sub, where))
-    if context.actions.timemachine is not None:
-        # a follow-up after the confirmation: a slow reconstruction never delays it
-        preview = await context.actions.preview_after_subscribe(sub)
-        if preview is None:
-            await interaction.followup.send(context.replies.preview_unavailable())
-        else:
-            await send_preview(interaction, context, preview)
-
-
-async def preview(
-    interaction: Interaction,
-    min_drivers: app_commands.Range[int, MIN_DRIVERS_LOWEST, MIN_DRIVERS_HIGHEST] | None = None,
-    days: app_commands.Range[int, 1, PREVIEW_DAYS_MOST] | None = None,
-) -> None:
-    """/preview [min_drivers] [days]: how often this channel would have been alerted."""
-    context = context_of(interaction)
-    here = Target(PLATFORM, str(interaction.channel_id))
-    minimum, span = context.actions.preview_settings(here, min_drivers, days)
-    await interaction.response.defer(thinking=True)  # a cold preview rebuilds every day
-    await send_preview(interaction, context, await context.actions.preview(minimum, span))
-
-
-async def unsubscribe(interaction: Interaction, channel: discord.TextChannel | None = None) -> None:
-    """/unsubscribe [channel]: stop a channel's alerts (Manage Channels only)."""
-    context = context_of(interaction)
-    target, where = managed_channel(interaction, channel)
-    found = context.actions.unsubscribe(target)
-    await send_text(interaction, context.replies.unsubscribed(found, where))
-
-
 HANDLERS: dict[str, Handler] = {
     "why": why,
     "drivers": drivers,
@@ -178,10 +111,10 @@ HANDLERS: dict[str, Handler] = {
     "history": history,
     "status": status,
     "help": help_,
-    "settings": settings,
-    "subscribe": subscribe,
-    "unsubscribe": unsubscribe,
-    "preview": preview,
+    "settings": settings.settings,
+    "subscribe": settings.subscribe,
+    "unsubscribe": settings.unsubscribe,
+    "preview": past.preview,
 }
 # subscriptions are per channel: Discord neither offers these in direct messages nor runs them there
 SERVER_ONLY = frozenset({"subscribe", "unsubscribe", "settings"})

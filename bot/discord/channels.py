@@ -1,5 +1,5 @@
-"""Facts about a Discord channel the subscription commands need: which channel a command is about,
-whether the member may manage its alerts, and whether the bot can post an alert there.
+"""Facts about a Discord channel the commands need: which channel a command is about, whether the
+member may manage its alerts, and whether the bot can post an alert there.
 
 Each check refuses with bot.actions.NotAllowed, which the front-end's one error handler answers.
 """
@@ -19,6 +19,11 @@ _SEND_IN_THREAD_PERMISSION = ("send_messages_in_threads", "Send Messages in Thre
 _CHART_PERMISSION = ("attach_files", "Attach Files")  # alerts carry their chart as a file
 
 Channel = discord.abc.GuildChannel | discord.Thread
+
+
+def here(interaction: discord.Interaction[Any]) -> Target:
+    """The channel an interaction came from, as a place answers and subscriptions are kept for."""
+    return Target("discord", str(interaction.channel_id))
 
 
 def managed_channel(

@@ -1,73 +1,57 @@
 """The Telegram front-end: parse the update, call an action, render, reply.
 
-Every command of the shared registry gets a handler; `/why` answers in HTML with "Refresh",
-"Drivers" and (when charts are set up) "Chart" buttons; `/chart` sends a picture. Replies go to the
-chat and forum topic the command came from. A refused action (bot.actions.ActionError) becomes its
-reply in one place, `_answering`; any other failure goes to the one error handler, which logs it and
-tells the user briefly. Alerts go out through `notifier`, with their chart.
+Every command of the shared registry gets a handler, registered here: the answers (/why, /drivers,
+/chart, ...) are this module's; a chat's settings are in `settings`, past days in `past`, and the
+buttons under an answer in `buttons`. `/why` answers in HTML with Refresh, Details, Drivers and
+(when charts are set up) Chart buttons; `/chart` sends a picture. Replies go to the chat and forum
+topic the command came from. A refused action (bot.actions.ActionError) becomes its reply in one
+place, `_answering`; any other failure goes to the one error handler, which logs it and tells the
+user briefly. Alerts go out through `notifier`, with their chart.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pydantic import SecretStr
-from telegram import BotCommand, CallbackQuery, InlineKeyboardMarkup, Message, Update
-from telegram.constants import ChatType, ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram import BotCommand, Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
-    ContextTypes,
     MessageHandler,
     filters,
 )
 
-from bot.actions import ActionError, Actions, BadArgument, NotAllowed, Preview, why_arguments
+from bot.actions import ActionError, Actions, NotAllowed, why_arguments
 from bot.commands import command, commands_for
 from bot.store import Platform
-from bot.telegram.buttons import (
-    CHART,
-    DETAILS,
-    DRIVERS,
-    REFRESH,
-    SUMMARY,
-    Presses,
-    coin_of,
-    keyboard,
-    shows_full,
-)
+from bot.telegram.buttons import AnswerButtons, answer_html, answer_keyboard
 from bot.telegram.chat import (
-    CAPTION_LIMIT,
-    NO_PREVIEW,
+    Context,
+    Handler,
     argument,
-    caption,
     command_word,
     describe,
-    fit,
     may_manage,
     message_of,
-    query_of,
     reply,
-    sender,
+    send_chart,
     target,
     unanswerable,
-    where,
 )
 from bot.telegram.notifier import TelegramNotifier
-from explainers import render
-from explainers.models import Explanation
+from bot.telegram.past import PastCommands
+from bot.telegram.settings import SettingsCommands
 
 log = logging.getLogger("whydown.telegram")
 
 App = Application[Any, Any, Any, Any, Any, Any]
-Context = ContextTypes.DEFAULT_TYPE
-Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
 # Commands and channel posts; edited messages are not commands run again.
 INCOMING = filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST
@@ -90,7 +74,9 @@ class TelegramFrontend:
     ) -> None:
         self.actions = actions
         self.replies = actions.replies(self.platform, "html")
-        self._presses = Presses(actions.replies(self.platform, "text"), actions.clock)
+        self.past = PastCommands(actions, self.replies)
+        self.settings = SettingsCommands(actions, self.replies, self.past)
+        self.buttons = AnswerButtons(actions, self.replies)
         builder = application_builder or ApplicationBuilder()
         self.application: App = (
             builder.token(token.get_secret_value())
@@ -144,10 +130,10 @@ class TelegramFrontend:
             "why": self._why,
             "drivers": self._drivers,
             "chart": self._chart,
-            "subscribe": self._subscribe,
-            "unsubscribe": self._unsubscribe,
-            "preview": self._preview,
-            "settings": self._settings,
+            "subscribe": self.settings.subscribe,
+            "unsubscribe": self.settings.unsubscribe,
+            "preview": self.past.preview,
+            "settings": self.settings.settings,
             "history": self._history,
             "status": self._status,
         }
@@ -162,17 +148,8 @@ class TelegramFrontend:
             app.add_handler(CommandHandler(name, guarded, filters=INCOMING))
         app.add_handler(MessageHandler(filters.COMMAND & INCOMING, self._unknown))
         app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, self._migrated))
-        buttons = (
-            (REFRESH, self._refresh),
-            (CHART, self._chart_button),
-            (DETAILS, self._details),
-            (SUMMARY, self._summary),
-        )
-        for data, button in buttons:
-            app.add_handler(CallbackQueryHandler(answering(button), pattern=rf"^{data}(:|$)"))
-        app.add_handler(
-            CallbackQueryHandler(answering(self._drivers_button), pattern=rf"^{DRIVERS}$")
-        )
+        for pattern, button in self.buttons.handlers().items():
+            app.add_handler(CallbackQueryHandler(answering(button), pattern=pattern))
         app.add_error_handler(self._on_error)
 
     def _answering(self, handler: Handler, *, admins_only: bool = False) -> Handler:
@@ -206,69 +183,20 @@ class TelegramFrontend:
         without buttons (they would answer about now)."""
         message = message_of(update)
         coin, at = why_arguments(context.args or [])
-        if at is not None:
-            await reply(message, self._answer(await self.actions.why_at(coin, at), True))
-            return
-        explanation = await self.actions.why(coin)
-        full = self.actions.full_answers(target(message))
+        answer = await self.actions.why_answer(target(message), coin, at)
+        explanation, full = answer.explanation, answer.full
         # No chart here: drawing one must never delay the answer; the Chart button asks for it.
-        await reply(message, self._answer(explanation, full), self._keyboard(explanation, full))
+        markup = answer_keyboard(self.actions, explanation, full) if answer.live else None
+        await reply(message, answer_html(self.actions, explanation, full), markup)
 
     async def _chart(self, update: Update, context: Context) -> None:
         """/chart [coin|etf]: the picture, or a reply in words when it cannot be drawn."""
-        await self._send_chart(message_of(update), argument(context.args, "chart"))
+        drawn = await self.actions.chart(argument(context.args, "chart"))
+        await send_chart(message_of(update), drawn)
 
     async def _drivers(self, update: Update, context: Context) -> None:
         """/drivers: every driver's state, figure and threshold."""
         await reply(message_of(update), self.replies.drivers(await self.actions.drivers()))
-
-    async def _subscribe(self, update: Update, context: Context) -> None:
-        """/subscribe [min_drivers]: alerts for this chat or topic (admins only in groups)."""
-        message, minimum = message_of(update), argument(context.args, "subscribe")
-        sub = self.actions.subscribe(target(message), minimum, sender(message))
-        await reply(message, self.replies.subscribed(sub, where(message)))
-        if self.actions.timemachine is not None:
-            # after the confirmation, so a slow reconstruction never delays it; updates are
-            # handled concurrently, so other chats are answered meanwhile
-            preview = await self.actions.preview_after_subscribe(sub)
-            if preview is None:
-                await reply(message, self.replies.preview_unavailable())
-            else:
-                await self._send_preview(message, preview)
-
-    async def _preview(self, update: Update, context: Context) -> None:
-        """/preview [min_drivers] [days]: how often this chat would have been alerted."""
-        message, args = message_of(update), context.args or []
-        if len(args) > 2:
-            raise BadArgument("preview")
-        minimum, days = self.actions.preview_settings(
-            target(message), args[0] if args else None, args[1] if len(args) > 1 else None
-        )
-        await self._send_preview(message, await self.actions.preview(minimum, days))
-
-    async def _unsubscribe(self, update: Update, context: Context) -> None:
-        """/unsubscribe: stop this chat's alerts (admins only in groups)."""
-        message = message_of(update)
-        found = self.actions.unsubscribe(target(message))
-        await reply(message, self.replies.unsubscribed(found, where(message)))
-
-    async def _settings(self, update: Update, context: Context) -> None:
-        """/settings: this chat's subscription and answer style; `/settings full on|off` picks
-        the answer /why gives here (admins only in groups)."""
-        message = message_of(update)
-        args = [a.lower() for a in context.args or []]
-        if args:
-            choice = args[1:] if args[0] == "full" else args
-            if len(choice) != 1:
-                raise BadArgument("settings")
-            if not await may_manage(context.bot, message):
-                raise NotAllowed("admins_only")
-            full = self.actions.set_full_answers(target(message), choice[0])
-            await reply(message, self.replies.full_answers_set(full, where(message)))
-            return
-        sub = self.actions.settings(target(message))
-        full = self.actions.full_answers(target(message))
-        await reply(message, self.replies.settings(sub, where(message), full))
 
     async def _history(self, update: Update, context: Context) -> None:
         """/history: the last alerts."""
@@ -305,83 +233,7 @@ class TelegramFrontend:
         if moved:
             log.info("telegram chat %s became %s: %d subscription(s) moved", old, new, moved)
 
-    # --- buttons -----------------------------------------------------------------------------
-
-    async def _refresh(self, update: Update, context: Context) -> None:
-        """The Refresh button: edit the answer in place (throttled per chat)."""
-        query = query_of(update)
-        if not await self._presses.admit(query, "refresh"):
-            return
-        explanation = await self.actions.why(coin_of(query.data, REFRESH))
-        # the answer keeps the form it is shown in
-        full = isinstance(query.message, Message) and shows_full(query.message.reply_markup)
-        await self._edit(query, explanation, full)
-
-    async def _details(self, update: Update, context: Context) -> None:
-        """The Details button: the full answer (every figure with its source and time,
-        headlines, context) in place of the compact one."""
-        query = query_of(update)
-        await query.answer()  # nothing is fetched: the answer as of the latest refresh
-        await self._edit(query, await self.actions.latest(coin_of(query.data, DETAILS)), True)
-
-    async def _summary(self, update: Update, context: Context) -> None:
-        """The Summary button: back to the compact answer, in place."""
-        query = query_of(update)
-        await query.answer()
-        await self._edit(query, await self.actions.latest(coin_of(query.data, SUMMARY)), False)
-
-    async def _edit(self, query: CallbackQuery, explanation: Explanation, full: bool) -> None:
-        """Edit the answer a button sits under, in place."""
-        try:
-            await query.edit_message_text(
-                self._answer(explanation, full),
-                parse_mode=ParseMode.HTML,
-                link_preview_options=NO_PREVIEW,
-                reply_markup=self._keyboard(explanation, full),
-            )
-        except BadRequest as err:
-            # Nothing changed since the last answer: the message is already up to date.
-            if "message is not modified" not in err.message.lower():
-                raise
-
-    async def _drivers_button(self, update: Update, context: Context) -> None:
-        """The Drivers button: the drivers list as a reply (throttled per chat)."""
-        query = query_of(update)
-        if await self._presses.admit(query, "drivers") and isinstance(query.message, Message):
-            await reply(query.message, self.replies.drivers(await self.actions.drivers()))
-
-    async def _chart_button(self, update: Update, context: Context) -> None:
-        """The Chart button: the chart of the answer's coin (throttled per chat)."""
-        query = query_of(update)
-        if await self._presses.admit(query, "chart") and isinstance(query.message, Message):
-            await self._send_chart(query.message, coin_of(query.data, CHART))
-
-    # --- sending and errors ------------------------------------------------------------------
-
-    def _answer(self, explanation: Explanation, full: bool = False) -> str:
-        return render.telegram_html(explanation, self.actions.thresholds, full=full)
-
-    def _keyboard(self, explanation: Explanation, full: bool = False) -> InlineKeyboardMarkup:
-        return keyboard(explanation, chart=self.actions.charts is not None, full=full)
-
-    async def _send_chart(self, message: Message, subject: str | None) -> None:
-        """Reply with the chart of `subject` (a coin, "etf", or None for the market)."""
-        chart = (await self.actions.chart(subject)).chart
-        await message.reply_photo(
-            chart.png,
-            caption=caption(chart.caption),
-            parse_mode=ParseMode.HTML,
-            filename=chart.filename,
-        )
-
-    async def _send_preview(self, message: Message, preview: Preview) -> None:
-        """The backtest's picture, its sentence as the caption."""
-        await message.reply_photo(
-            preview.png,
-            caption=fit(self.replies.preview(preview.backtest), CAPTION_LIMIT),
-            parse_mode=ParseMode.HTML,
-            filename="whydown-preview.png",
-        )
+    # --- errors ---------------------------------------------------------------------------------
 
     async def _on_error(self, update: object, context: Context) -> None:
         """Log what failed with its context; tell the user briefly, never the error itself."""

@@ -1,10 +1,12 @@
 """Facts about a Telegram chat and update the front-end needs: where to answer, who may manage
-alerts, which command a message is, how to describe an update for the log, and how to make text
-fit a message or a caption."""
+alerts, which command a message is, how to describe an update for the log, how to make text fit a
+message or a caption, and how to reply with text or a chart."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from telegram import (
     Bot,
@@ -17,9 +19,14 @@ from telegram import (
 )
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.ext import ContextTypes
 
-from bot.actions import BadArgument, Target
+from bot.actions import Actions, BadArgument, Drawn, Target
+from bot.commands import Replies
 from explainers.render import TELEGRAM_LIMIT
+
+Context = ContextTypes.DEFAULT_TYPE
+Handler = Callable[[Update, Context], Coroutine[Any, Any, None]]
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
@@ -28,6 +35,14 @@ CAPTION_LIMIT = 1024
 MANAGERS = frozenset({ChatMemberStatus.OWNER, ChatMemberStatus.ADMINISTRATOR})
 _TRIMMED = "\n…"
 _CUT = "…"
+
+
+class Handlers:
+    """A group of command or button handlers: the use cases, and their replies in HTML."""
+
+    def __init__(self, actions: Actions, replies: Replies) -> None:
+        self.actions = actions
+        self.replies = replies
 
 
 def target(message: Message) -> Target:
@@ -152,13 +167,30 @@ def query_of(update: Update) -> CallbackQuery:
 
 def argument(args: list[str] | None, name: str) -> str | None:
     """A command's one optional argument; more than one is a BadArgument (its usage line)."""
-    if args and len(args) > 1:
+    return arguments(args, name, 1)[0]
+
+
+def arguments(args: list[str] | None, name: str, most: int) -> list[str | None]:
+    """A command's `most` optional arguments, None for each one not given; more is a
+    BadArgument (its usage line)."""
+    given: list[str | None] = list(args or [])
+    if len(given) > most:
         raise BadArgument(name)
-    return args[0] if args else None
+    return given + [None] * (most - len(given))
 
 
 async def reply(message: Message, html: str, markup: InlineKeyboardMarkup | None = None) -> None:
     """Answer in the message's chat and forum topic, in HTML, without link previews."""
     await message.reply_text(
         fit(html), parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW, reply_markup=markup
+    )
+
+
+async def send_chart(message: Message, drawn: Drawn) -> None:
+    """Reply with a chart, its caption under it."""
+    await message.reply_photo(
+        drawn.chart.png,
+        caption=caption(drawn.chart.caption),
+        parse_mode=ParseMode.HTML,
+        filename=drawn.chart.filename,
     )
