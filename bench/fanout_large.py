@@ -165,6 +165,7 @@ async def run(
             base_mb = high_water_mb()
             gc.collect()
             gc.freeze()  # as `whydown run` does once started (bot/runner.py)
+            store.checkpoint_off_the_loop()  # as `whydown run` does
             engine = AlertEngine(store, AlertSettings(), {"telegram": notifier}, clock)
             if trace_ms is not None:
                 tracer.install(store)

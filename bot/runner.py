@@ -369,6 +369,7 @@ async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | N
         return EXIT_DATABASE
     # entered at once: whatever fails from here on still closes the database and frees the lock
     with store:
+        store.checkpoint_off_the_loop()
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []

@@ -479,3 +479,21 @@ def test_a_page_of_pending_deliveries_looks_at_no_more_than_it_is_told(store: St
         outbox.pending_batch(0, 100, platform="telegram")
         == outbox.pending_page(0, 100, platform="telegram")[0]
     )
+
+
+def test_wal_checkpoints_leave_the_loops_connection_for_a_worker(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    with Store(path) as store:
+        checkpoints = store.checkpoint_off_the_loop(every_s=3600)  # rounds driven by the test
+        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        checkpoints.checkpoint()
+        before = path.stat().st_size
+        # well past the 1,000 pages at which the loop's own commit would have checkpointed
+        for n in range(800):
+            store.subscribe("telegram", str(n), None, 3, "admin", at=START)
+        assert (tmp_path / "w.db-wal").stat().st_size > 1000 * 4096
+        assert path.stat().st_size == before  # every commit stayed in the log
+        checkpoints.checkpoint()
+        assert path.stat().st_size > before  # the worker's round copied them into the file
+    with Store(path) as reopened:
+        assert len(reopened.subscriptions()) == 800

@@ -22,6 +22,8 @@ from typing import Self
 import sqlite_utils
 
 from bot.store.archive import Archive
+from bot.store.checkpoints import EVERY_S as CHECKPOINT_EVERY_S
+from bot.store.checkpoints import WalCheckpoints
 from bot.store.faults import StorageFaults
 from bot.store.history import SqliteHistory
 from bot.store.lock import InstanceLock
@@ -122,6 +124,7 @@ class Store:
         # methods use it inside `transaction()`, so they join that transaction as before
         self._history_here = SqliteHistory(self.db, self.meta, self.faults)
         self._history_here.lock = self.history.lock
+        self._checkpoints: WalCheckpoints | None = None
 
     def left_behind(self) -> list[Path]:
         """Without a database file: the files a database leaves beside it (its instance lock,
@@ -187,8 +190,20 @@ class Store:
         """Hold an OS lock on ``<db>.lock`` until close; raise AlreadyRunning if another has it."""
         self.instance_lock.acquire()
 
+    def checkpoint_off_the_loop(self, every_s: float = CHECKPOINT_EVERY_S) -> WalCheckpoints:
+        """For a long-running process: WAL checkpoints move from this connection's commits to a
+        worker thread (see bot.store.checkpoints); `close()` stops it."""
+        if self.read_only:
+            raise RuntimeError("a read-only store writes nothing to checkpoint")
+        if self._checkpoints is None:
+            self._checkpoints = WalCheckpoints(self.db, self.history.db, self.history.lock, every_s)
+        return self._checkpoints
+
     def close(self) -> None:
         """Close the database and release the instance lock (the lock file stays, harmlessly)."""
+        if self._checkpoints is not None:
+            self._checkpoints.stop()
+            self._checkpoints = None
         with self.history.lock:
             self.history.db.close()
         self.db.close()
