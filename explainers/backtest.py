@@ -22,6 +22,7 @@ from explainers import drivers, timemachine
 from explainers.collect import utcnow
 from explainers.models import Explanation
 from explainers.settings import SourceSettings, Thresholds
+from explainers.sources.yahoo import YahooSession
 
 LIQUIDATIONS = "liquidations"
 #: how long a rebuilt day too recent for the archive's cache is reused
@@ -68,8 +69,11 @@ class TimeMachine:
         *,
         archive: DayArchive | None = None,
         clock: Callable[[], datetime] = utcnow,
+        yahoo: YahooSession | None = None,
     ) -> None:
         self.client = client
+        #: Yahoo's cookie and crumb for the stocks fallback (pass the live one to share it)
+        self.yahoo = yahoo or YahooSession.from_settings(cfg)
         self.cfg = cfg
         self.thresholds = thresholds
         self.archive: DayArchive = archive if archive is not None else MemoryArchive()
@@ -103,7 +107,13 @@ class TimeMachine:
         self, first: date, last: date, coins: list[str] | None = None
     ) -> timemachine.History:
         history = await timemachine.fetch_history(
-            self.client, self.cfg, first, last, coins=coins or [], today=self.today()
+            self.client,
+            self.cfg,
+            first,
+            last,
+            coins=coins or [],
+            today=self.today(),
+            yahoo_session=self.yahoo,
         )
         self.requests += history.requests
         return history

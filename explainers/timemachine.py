@@ -4,7 +4,8 @@
 `past_snapshot` slices it into a normal `Snapshot` and `Lookback` as of the end of one day, so
 the usual drivers, explanation and templates give an answer of the same shape as today's.
 Liquidations and headlines have no upstream history: only whydown's own archive has them, so
-a rebuilt day says "not tracked then" for them, never zero.
+a rebuilt day says "not tracked then" for them, never zero. The Fed driver's cut odds come from
+the Polymarket market that covered the day, while Polymarket still serves its price history.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from explainers import drivers, explain
 from explainers.errors import SourceError
 from explainers.models import (
     CoinMarket,
+    CutOdds,
     DriverResult,
     EtfFlows,
     Explanation,
@@ -37,7 +39,7 @@ from explainers.models import (
     Yields,
 )
 from explainers.settings import SourceSettings, Thresholds
-from explainers.sources import past
+from explainers.sources import fred, past, polymarket, yahoo
 
 T = TypeVar("T")
 
@@ -54,6 +56,12 @@ NOT_TRACKED = "not tracked then: whydown's archive has no record of that day"
 FED_ODDS_GAP = (
     "Fed odds: Polymarket does not serve a resolved market's history (judged on the 2-year yield)"
 )
+FED_NO_MARKET_GAP = (
+    "Fed odds: no Polymarket Fed decision market found for that day (judged on the 2-year yield)"
+)
+FED_NOT_REBUILT = "cut odds not rebuilt (no history served)"
+#: a day's odds are the last point of its meeting's history within this of the day's end
+ODDS_TOLERANCE = timedelta(days=1)
 HEADLINES_GAP = "Headlines: only in whydown's archive, none for that day"
 
 #: symbols of the coins most asked about; any other query is taken as a CoinGecko id
@@ -145,6 +153,7 @@ class History:
     indices: dict[str, SourceHistory] = field(default_factory=dict)
     coinbase_hours: SourceHistory | None = None
     okx_hours: SourceHistory | None = None
+    odds: SourceHistory | None = None  # list[past.MeetingOdds]
     #: upstream requests this read made
     requests: int = 0
 
@@ -188,9 +197,11 @@ async def fetch_history(
     *,
     coins: Iterable[str] = (),
     today: date | None = None,
+    yahoo_session: yahoo.YahooSession | None = None,
 ) -> History:
     """Read each source's history once over [first - LEAD_DAYS, last], concurrently."""
     today = today or datetime.now(UTC).date()
+    session = yahoo_session or yahoo.YahooSession.from_settings(cfg)
     start_day = first - timedelta(days=LEAD_DAYS)
     start = datetime.combine(start_day, datetime.min.time(), UTC)
     end = past.day_end(last)
@@ -239,8 +250,21 @@ async def fetch_history(
             ),
             ("fred", "FRED yields", past.fred_yields(client, cfg, start_day, last)),
         ),
-        _try("fred_spx", "FRED S&P 500", past.fred_index(client, cfg, "spx", start_day, last)),
-        _try("fred_ndx", "FRED Nasdaq", past.fred_index(client, cfg, "ndx", start_day, last)),
+        *(
+            _first_of(
+                (
+                    f"fred_{key}",
+                    f"FRED {name}",
+                    past.fred_index(client, cfg, key, start_day, last),
+                ),
+                (
+                    f"yahoo_{key}",
+                    f"Yahoo Finance {name} (daily chart)",
+                    past.yahoo_index(client, cfg, key, start_day, last, session),
+                ),
+            )
+            for key, name in INDEX_NAMES
+        ),
         _try(
             "coinbase",
             "Coinbase BTC-USD hourly candles",
@@ -251,6 +275,11 @@ async def fetch_history(
             "OKX BTC-USDT hourly candles",
             past.okx_hourly(client, cfg, "BTC-USDT", hour_start, end),
         ),
+        _try(
+            "polymarket",
+            "Polymarket cut odds history",
+            past.polymarket_odds(client, cfg, first, last),
+        ),
     )
     for coin_id, result in zip(ids, results[: len(ids)], strict=True):
         out.prices[coin_id] = result
@@ -258,9 +287,14 @@ async def fetch_history(
     out.fear, out.etf, out.yields = rest[0], rest[1], rest[2]
     out.indices = {"spx": rest[3], "ndx": rest[4]}
     out.coinbase_hours, out.okx_hours = rest[5], rest[6]
+    out.odds = rest[7]
     out.requests = counter.count
     counter.detach()
     return out
+
+
+#: the stock indices a past day reads: our key, the name in a source's label
+INDEX_NAMES: tuple[tuple[fred.IndexKey, str], ...] = (("spx", "S&P 500"), ("ndx", "Nasdaq"))
 
 
 async def _none(key: str, label: str, reason: str) -> SourceHistory:
@@ -373,7 +407,7 @@ def _index(key: str, h: SourceHistory | None, day: date) -> tuple[IndexQuote | N
     name = "S&P 500" if key == "spx" else "Nasdaq Composite"
     return (
         IndexQuote(
-            source="FRED",
+            source="FRED" if h.key.startswith("fred") else yahoo.SOURCE,
             as_of=past.day_end(session),
             symbol=key,
             name=name,
@@ -394,6 +428,42 @@ def _fear(h: SourceHistory | None, day: date) -> tuple[FearGreed | None, str | N
     if not points or points[-1].day != day:
         return None, "no index value for that day"
     return FearGreed(source=h.value.source, as_of=past.day_end(day), points=points), None
+
+
+def _odds(h: SourceHistory | None, day: date) -> tuple[CutOdds | None, float | None, str | None]:
+    """The cut odds at the meeting next after the day's end, their value 7 days before (same
+    meeting's markets, as the live lookback reads them) and, when not rebuilt, the gap to say."""
+    if h is None:
+        return None, None, FED_ODDS_GAP
+    if not isinstance(h.value, list):
+        no_market = bool(h.reason and "no Fed decision market" in h.reason)
+        return None, None, FED_NO_MARKET_GAP if no_market else FED_ODDS_GAP
+    end = past.day_end(day)
+    covering = [m for m in h.value if isinstance(m, past.MeetingOdds) and m.meeting.end > end]
+    if not covering:
+        return None, None, FED_NO_MARKET_GAP
+    odds = min(covering, key=lambda m: m.meeting.end)
+    points = [p for p in odds.history if end - ODDS_TOLERANCE <= p.ts <= end]
+    if not points:
+        return None, None, FED_ODDS_GAP
+    latest = points[-1]
+    week_ago = end - timedelta(days=7)
+    before = min(odds.history, key=lambda p: abs(p.ts - week_ago))
+    then = before.probability if abs(before.ts - week_ago) <= ODDS_TOLERANCE else None
+    meeting = odds.meeting
+    return (
+        CutOdds(
+            source=polymarket.SOURCE,
+            as_of=latest.ts,
+            meeting=meeting.title,
+            meeting_date=meeting.end.date(),
+            probability=latest.probability,
+            history=[p for p in odds.history if week_ago - ODDS_TOLERANCE <= p.ts <= end],
+            url=f"{polymarket.EVENT_URL}{meeting.slug}" if meeting.slug else None,
+        ),
+        then,
+        None,
+    )
 
 
 def worst_premium(
@@ -486,7 +556,11 @@ def past_snapshot(h: History, day: date, t: Thresholds, coin: str | None = None)
             )
         )
 
-    gaps.append(FED_ODDS_GAP)
+    cut_odds, odds_7d_ago, gap = _odds(h.odds, day)
+    if cut_odds is not None:
+        note(_status(h.odds, cut_odds.as_of))
+    if gap is not None:
+        gaps.append(gap)
     snapshot = Snapshot(
         taken_at=end,
         markets=markets,
@@ -494,13 +568,16 @@ def past_snapshot(h: History, day: date, t: Thresholds, coin: str | None = None)
         yields=yields,
         indices=indices,
         fear_greed=fear,
+        cut_odds=cut_odds,
         statuses=statuses,
     )
     two_5d = None
     if yields is not None:
         reported = [d.two_year for d in yields.days if d.two_year is not None]
         two_5d = reported[-6] if len(reported) >= 6 else None
-    lookback = Lookback(premium_samples=samples, two_year_5d_ago=two_5d)
+    lookback = Lookback(
+        premium_samples=samples, two_year_5d_ago=two_5d, cut_odds_7d_ago=odds_7d_ago
+    )
     return PastDay(snapshot, lookback, gaps)
 
 
@@ -515,8 +592,8 @@ def _with_notes(results: list[DriverResult], end: datetime) -> list[DriverResult
         )
         if d.key == "liquidations" and d.state == "unknown":
             d = d.model_copy(update={"note": NOT_TRACKED})
-        elif d.key == "fed":
-            d = d.model_copy(update={"note": "cut odds not rebuilt (no history served)"})
+        elif d.key == "fed" and getattr(d.figures, "cut_odds", None) is None:
+            d = d.model_copy(update={"note": FED_NOT_REBUILT})
         elif d.state == "unknown" and not d.missing:
             d = d.model_copy(update={"note": "no history for that day"})
         noted.append(d)

@@ -207,7 +207,7 @@ async def test_preview_shows_the_picture_and_the_sentence(
 
     assert again.response is not None
     assert again.response.embeds[0].description == WEEKS_2
-    assert cold == 13 and sum(recorded.calls.values()) == cold  # the second read the cache
+    assert cold == 19 and sum(recorded.calls.values()) == cold  # the second read the cache
 
 
 @pytest.mark.parametrize(("option", "value"), [("min_drivers", 7), ("days", 366), ("days", 0)])

@@ -260,8 +260,9 @@ async def test_a_second_chat_asking_adds_no_upstream_request(
         await client.send_command(other, "preview", "3 14", user=BOB)
         second = await client.wait_for_reply(other)
 
-    # one read per source over the whole range (hourly candles paged by the upstream's cap)
-    assert cold == 13
+    # one read per source over the whole range (hourly candles paged by the upstream's cap; the
+    # cut odds: Gamma's open and resolved events, then each cut market's price history)
+    assert cold == 19
     assert requests(history) == cold
     assert first.caption == second.caption
     assert html.unescape(second.caption or "") == WEEKS_2
@@ -280,7 +281,7 @@ async def test_two_chats_asking_together_share_one_reconstruction(
         first = await client.wait_for_reply(chat)
         second = await client.wait_for_reply(other)
 
-    assert requests(history) == 13
+    assert requests(history) == 19
     assert html.unescape(first.caption or "") == html.unescape(second.caption or "") == WEEKS_2
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,13 +17,13 @@ from bot.alerts import AlertEngine, AlertSettings
 from bot.config import Settings
 from bot.runner import Jobs
 from bot.store import Store
-from explainers import render
+from explainers import render, timemachine
 from explainers.backtest import MemoryArchive, TimeMachine, backtest, preview_text
-from explainers.models import Explanation
+from explainers.models import DriverResult, Explanation
 from explainers.replay import Scenario
 from explainers.settings import SourceSettings, Thresholds
-from explainers.sources import okx
-from explainers.timemachine import BadDate, is_day, parse_day
+from explainers.sources import okx, past, yahoo
+from explainers.timemachine import BadDate, PastDay, is_day, parse_day
 from tests.replay_helpers import Upstream
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -170,8 +171,10 @@ async def test_preview_counts_on_the_recorded_window() -> None:
         "whydown's archive: 0 of 14 days)."
     )
     assert result.first == date(2024, 7, 29) and result.last == date(2024, 8, 11)
-    # one read per source over the whole range (hourly candles paged by the upstream's cap)
-    assert cold == result.requests == 13
+    # one read per source over the whole range (hourly candles paged by the upstream's cap); the
+    # cut odds: Gamma's open and resolved Fed events (2), then the price history of each cut
+    # market of the two meetings that were next during the range (July, September: 2 each)
+    assert cold == result.requests == 19
     # the second preview reads the cache: no upstream request
     assert len(scenario.requests) == cold and again.requests == 0
     assert again.alert_days() == result.alert_days()
@@ -232,3 +235,159 @@ def test_memory_archive_reads_rebuilt_days_back() -> None:
     archive = MemoryArchive()
     assert archive.rebuilt(DAY, DAY) == {}
     assert archive.answered(DAY) is None
+
+
+# --- Fed odds from the market that covered the day ----------------------------------------------
+
+
+def overriding(
+    scenario: Scenario, answer: Callable[[httpx.Request], httpx.Response | None]
+) -> httpx.MockTransport:
+    """The recorded history, except where `answer` gives its own response."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return answer(request) or scenario.handle(request)
+
+    return httpx.MockTransport(handle)
+
+
+async def rebuilt(day: date, transport: httpx.AsyncBaseTransport | None = None) -> PastDay:
+    scenario = Scenario.load(HISTORY)
+    async with httpx.AsyncClient(transport=transport or scenario.transport()) as client:
+        h = await timemachine.fetch_history(
+            client, SourceSettings(), day, day, today=scenario.now.date()
+        )
+    return timemachine.past_snapshot(h, day, Thresholds())
+
+
+def fed(e: Explanation) -> DriverResult:
+    return next(d for d in e.drivers if d.key == "fed")
+
+
+async def test_fed_odds_are_read_from_the_market_that_covered_the_day() -> None:
+    scenario = Scenario.load(HISTORY)
+    async with httpx.AsyncClient(transport=scenario.transport()) as client:
+        e = await machine(scenario, client).answer(DAY)
+    # the September meeting's cut markets (25 and 50+ bps) summed at the day's last 12-hour point
+    odds = fed(e)
+    assert odds.figures.model_dump()["cut_odds"] == pytest.approx(98.5)
+    assert odds.figures.model_dump()["cut_odds_change_7d"] == pytest.approx(6.6, abs=0.1)
+    assert odds.note is None
+    assert odds.evidence[0].label == "Cut odds, Fed Decision in September?"
+    assert odds.evidence[0].url == "https://polymarket.com/event/fed-decision-in-september"
+    assert e.past is not None and timemachine.FED_ODDS_GAP not in e.past.gaps
+    gamma = [r for r in scenario.requests if r.url.host == "gamma-api.polymarket.com"]
+    # open and resolved events both asked (Gamma gives only settled events without `closed`)
+    assert sorted(r.url.params["closed"] for r in gamma) == ["false", "true"]
+    assert all(r.url.params["end_date_min"] == "2024-08-05T00:00:00Z" for r in gamma)
+    clob = [r for r in scenario.requests if r.url.host == "clob.polymarket.com"]
+    # resolved markets are served at 12-hour fidelity at best: asked at that, over start/end
+    assert {r.url.params["fidelity"] for r in clob} == {"720"}
+    assert all("interval" not in r.url.params for r in clob)
+    assert {r.url.params["endTs"] for r in clob} == {str(int(past.day_end(DAY).timestamp()))}
+
+
+async def test_a_resolved_market_whose_history_is_no_longer_served_leaves_odds_unknown() -> None:
+    # 29 July: the July meeting was next; the recording serves its markets an empty history
+    sliced = await rebuilt(date(2024, 7, 29))
+    assert sliced.snapshot.cut_odds is None and sliced.lookback.cut_odds_7d_ago is None
+    assert timemachine.FED_ODDS_GAP in sliced.gaps
+    # the same for 5 August when September's markets answer empty too
+    scenario = Scenario.load(HISTORY)
+    empty = overriding(
+        scenario,
+        lambda r: (
+            httpx.Response(200, json={"history": []})
+            if r.url.host == "clob.polymarket.com"
+            else None
+        ),
+    )
+    async with httpx.AsyncClient(transport=empty) as client:
+        e = await machine(scenario, client).answer(DAY)
+    assert fed(e).note == "cut odds not rebuilt (no history served)"
+    assert fed(e).state == "quiet"  # still judged, on the 2-year yield alone
+    assert fed(e).figures.model_dump()["cut_odds"] is None
+    assert e.past is not None and timemachine.FED_ODDS_GAP in e.past.gaps
+
+
+async def test_no_fed_market_found_leaves_odds_unknown() -> None:
+    scenario = Scenario.load(HISTORY)
+    none = overriding(
+        scenario,
+        lambda r: (
+            httpx.Response(200, json=[]) if r.url.host == "gamma-api.polymarket.com" else None
+        ),
+    )
+    sliced = await rebuilt(DAY, none)
+    assert sliced.snapshot.cut_odds is None
+    assert timemachine.FED_NO_MARKET_GAP in sliced.gaps
+    assert "polymarket" not in sliced.snapshot.statuses
+
+
+# --- stocks: Yahoo's daily chart when FRED does not answer ---------------------------------------
+
+YAHOO_1Y = Path(__file__).parent / "fixtures" / "api" / "yahoo_chart_gspc_1y_daily.json"
+YAHOO_404 = Path(__file__).parent / "fixtures" / "api" / "yahoo_chart_error_404.json"
+
+
+def fred_down_yahoo_up(seen: list[httpx.Request]) -> httpx.MockTransport:
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        host, path = request.url.host, request.url.path
+        if host == "fred.stlouisfed.org":
+            return httpx.Response(503, text="Service Unavailable")
+        if host == "fc.yahoo.com":
+            return httpx.Response(
+                404, headers={"Set-Cookie": "A3=d=AQABBTEST&S=AQAAATEST; Domain=.yahoo.com; Path=/"}
+            )
+        if path == "/v1/test/getcrumb":
+            return httpx.Response(200, text="Tq7bQ1pLm.a")
+        if path == "/v8/finance/chart/^GSPC":
+            return httpx.Response(200, content=YAHOO_1Y.read_bytes())
+        if path.startswith("/v8/finance/chart/"):
+            return httpx.Response(404, content=YAHOO_404.read_bytes())
+        return httpx.Response(404, text="not recorded")
+
+    return httpx.MockTransport(handle)
+
+
+async def test_stocks_fall_back_to_yahoo_daily_chart_when_fred_does_not_answer() -> None:
+    seen: list[httpx.Request] = []
+    day = date(2025, 5, 13)  # the recorded 1y body's rows: 9, 12, 13, 14 and 15 May 2025
+    async with httpx.AsyncClient(transport=fred_down_yahoo_up(seen)) as client:
+        h = await timemachine.fetch_history(
+            client, SourceSettings(), day, day, today=date(2025, 5, 20)
+        )
+    sliced = timemachine.past_snapshot(h, day, Thresholds())
+    spx = sliced.snapshot.indices["spx"]
+    assert (spx.source, spx.session) == ("Yahoo Finance", day)
+    assert spx.previous_close == pytest.approx(5844.18994140625)
+    assert spx.last == pytest.approx(5886.5498046875)
+    assert spx.change_pct == pytest.approx(0.7248, abs=1e-4)
+    assert sliced.snapshot.statuses["yahoo_spx"].state == "ok"
+    # ^IXIC answers Yahoo's JSON 404: unknown, with FRED's failure or Yahoo's said
+    assert "ndx" not in sliced.snapshot.indices
+    assert sliced.snapshot.statuses["yahoo_ndx"].state == "failed"
+    chart = next(r for r in seen if r.url.path == "/v8/finance/chart/^GSPC")
+    # the range by period1/period2 (UTC day bounds, lead days included), through the crumb
+    assert dict(chart.url.params) == {
+        "period1": str(int(datetime(2025, 5, 3, tzinfo=UTC).timestamp())),
+        "period2": str(int(datetime(2025, 5, 14, tzinfo=UTC).timestamp())),
+        "interval": "1d",
+        "crumb": "Tq7bQ1pLm.a",
+    }
+    assert chart.headers["Cookie"] == "A3=d=AQABBTEST&S=AQAAATEST"
+
+
+def test_yahoo_daily_closes_use_exchange_dates_and_skip_holiday_rows() -> None:
+    vix = json.loads((YAHOO_1Y.parent / "yahoo_chart_vix_1y_daily_nulls.json").read_text())
+    rows = yahoo.parse_daily_closes(vix, date(2025, 1, 1), date(2026, 1, 1))
+    days = [d for d, _ in rows]
+    assert date(2025, 5, 26) not in days  # Memorial Day: an all-null row
+    assert days == sorted(days) and len(days) == 4
+    gspc = json.loads(YAHOO_1Y.read_text())
+    assert [d for d, _ in yahoo.parse_daily_closes(gspc, date(2025, 5, 12), date(2025, 5, 14))] == [
+        date(2025, 5, 12),
+        date(2025, 5, 13),
+        date(2025, 5, 14),
+    ]

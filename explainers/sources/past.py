@@ -7,22 +7,26 @@ sliced per day. Parsing reuses each source module's own parser.
 History limits (documented by the providers): keyless CoinGecko serves the past 365 days only
 (error 10012 beyond); Coinbase daily and hourly candles go back to July 2015 (300 per page);
 OKX hourly `history-candles` 100 per page; alternative.me's index starts 1 February 2018 with
-missing days; Farside's all-data table starts 11 January 2024; FRED's SP500 covers ten years.
+missing days; Farside's all-data table starts 11 January 2024; FRED's SP500 covers ten years
+(Yahoo's daily chart is the fallback). Polymarket's CLOB serves a resolved market's price history
+at 12-hour fidelity at best, and for some resolved markets not at all (an empty `history`):
+those days' cut odds stay unknown.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
 
-from explainers.errors import BadResponse
-from explainers.models import EtfFlows, FearGreed, PricePoint, PriceSeries, YieldDay
+from explainers.errors import BadResponse, SourceError
+from explainers.models import EtfFlows, FearGreed, OddsPoint, PricePoint, PriceSeries, YieldDay
 from explainers.settings import SourceSettings
-from explainers.sources import coingecko, farside, feargreed, fred, okx, treasury
+from explainers.sources import coingecko, farside, feargreed, fred, okx, polymarket, treasury, yahoo
 from explainers.sources.http import (
     BROWSER_USER_AGENT,
     USER_AGENT,
@@ -42,6 +46,14 @@ DAY_S = 86_400
 HOUR_S = 3_600
 FARSIDE_ALL_DATA_SLUG = "bitcoin-etf-flow-all-data"
 FARSIDE_ALL_DATA_URL = "https://farside.co.uk/bitcoin-etf-flow-all-data/"
+#: minutes per point of a cut market's price history: resolved markets are served at 12 hours
+#: or coarser only (finer asks answer an empty history), and a day's odds need no more
+ODDS_FIDELITY_MIN = 720
+#: the FOMC meets every six to eight weeks: the meeting next after a range's last day ends
+#: within this much of it
+MEETING_HORIZON = timedelta(days=70)
+#: days of a meeting's history before the first day it covers (the 7-day change, with slack)
+ODDS_LEAD = timedelta(days=8)
 
 #: an hour's close by the hour's start (UTC)
 Hourly = dict[datetime, float]
@@ -244,3 +256,105 @@ async def fred_index(
     series_id, _ = fred.INDEX_SERIES[key]
     text = await fred_csv(client, cfg, series_id, first, last)
     return [(d, v) for d, v in fred.parse_series(text, series_id) if v is not None]
+
+
+async def yahoo_index(
+    client: httpx.AsyncClient,
+    cfg: SourceSettings,
+    key: yahoo.IndexKey,
+    first: date,
+    last: date,
+    session: yahoo.YahooSession,
+) -> list[tuple[date, float]]:
+    """An index's daily closes from Yahoo's chart (`period1`/`period2`, daily) through the crumb
+    session: the fallback when FRED does not answer for the range."""
+    return await yahoo.fetch_daily_closes(client, cfg.yahoo_url, key, first, last, session=session)
+
+
+@dataclass(frozen=True)
+class MeetingOdds:
+    """One FOMC meeting's cut markets and their summed price history over the days it was the
+    next meeting; `history` is empty when Polymarket served none (`reason` says why)."""
+
+    meeting: polymarket.Meeting
+    history: list[OddsPoint]
+    reason: str | None = None
+
+
+async def polymarket_odds(
+    client: httpx.AsyncClient, cfg: SourceSettings, first: date, last: date
+) -> list[MeetingOdds]:
+    """The cut odds at the next meeting over [first, last]: Gamma's Fed-decision events that
+    end from `first` on (open and resolved: Gamma gives only settled events when `closed` is
+    left out), then the CLOB's `prices-history` of each cut market's Yes token over the days
+    its meeting was the next one, at 12-hour fidelity."""
+    start = datetime.combine(first, time(), UTC)
+    end = day_end(last)
+
+    async def events(closed: str) -> list[polymarket.Meeting]:
+        body = await get_json(
+            client,
+            polymarket.SOURCE,
+            f"{cfg.polymarket_url}/events",
+            params={
+                "tag_slug": "fed",
+                "closed": closed,
+                "limit": 100,
+                "end_date_min": start.isoformat().replace("+00:00", "Z"),
+                "end_date_max": (end + MEETING_HORIZON).isoformat().replace("+00:00", "Z"),
+            },
+            headers={"User-Agent": USER_AGENT},
+        )
+        return polymarket.past_meetings(body)
+
+    found: dict[str, polymarket.Meeting] = {}
+    for batch in await asyncio.gather(events("false"), events("true")):
+        for meeting in batch:
+            found.setdefault(meeting.slug or meeting.title, meeting)
+    meetings = sorted(found.values(), key=lambda m: m.end)
+    # the meetings that were the next one at some moment of the range, each with its span
+    spans: list[tuple[polymarket.Meeting, datetime, datetime]] = []
+    since = start
+    for meeting in meetings:
+        if meeting.end <= start:
+            continue
+        spans.append((meeting, since, min(end, meeting.end)))
+        if meeting.end >= end:
+            break
+        since = meeting.end
+    if not spans:
+        raise BadResponse(polymarket.SOURCE, "no Fed decision market for those days")
+    gate = asyncio.Semaphore(PAGES_AT_ONCE)
+
+    async def token_history(token: str, a: datetime, b: datetime) -> dict[int, float]:
+        async with gate:
+            body = await get_json(
+                client,
+                polymarket.SOURCE,
+                f"{cfg.polymarket_clob_url}/prices-history",
+                params={
+                    "market": token,
+                    "startTs": str(int((a - ODDS_LEAD).timestamp())),
+                    "endTs": str(int(b.timestamp())),
+                    "fidelity": str(ODDS_FIDELITY_MIN),
+                },
+                headers={"User-Agent": USER_AGENT},
+            )
+        return polymarket.parse_price_history(body)
+
+    async def one(meeting: polymarket.Meeting, a: datetime, b: datetime) -> MeetingOdds:
+        results = await asyncio.gather(
+            *(token_history(t, a, b) for t in meeting.yes_tokens), return_exceptions=True
+        )
+        series: list[dict[int, float]] = []
+        for result in results:
+            if isinstance(result, SourceError):
+                return MeetingOdds(meeting, [], f"price history: {result.detail}")
+            if isinstance(result, BaseException):
+                raise result
+            series.append(result)
+        if not all(series):
+            return MeetingOdds(meeting, [], "no history served")
+        return MeetingOdds(meeting, polymarket.sum_histories(series))
+
+    return list(await asyncio.gather(*(one(m, a, b) for m, a, b in spans)))

@@ -122,7 +122,22 @@ def parse_next_meeting(body: Any, now: datetime) -> Meeting:
     return min(candidates, key=lambda m: m.end)
 
 
-def _meeting(event: dict[str, Any]) -> Meeting | None:
+def past_meetings(body: Any) -> list[Meeting]:
+    """Every Fed-decision event of a Gamma /events answer, resolved or not, with the Yes tokens
+    of its cut markets (for the odds of a past day; `probability` is the latest price, which
+    for a resolved market is its settlement)."""
+    events = body if isinstance(body, list) else [body]
+    meetings: list[Meeting] = []
+    for event in events:
+        if not isinstance(event, dict) or not _DECISION.search(str(event.get("title", ""))):
+            continue
+        meeting = _meeting(event, include_closed=True)
+        if meeting is not None and meeting.yes_tokens:
+            meetings.append(meeting)
+    return meetings
+
+
+def _meeting(event: dict[str, Any], *, include_closed: bool = False) -> Meeting | None:
     markets = event.get("markets")
     if not isinstance(markets, list):
         raise BadResponse(SOURCE, "an event has no markets")
@@ -130,7 +145,7 @@ def _meeting(event: dict[str, Any]) -> Meeting | None:
     probability = 0.0
     tokens: list[str] = []
     for market in markets:
-        if not isinstance(market, dict) or market.get("closed") is True:
+        if not isinstance(market, dict) or (market.get("closed") is True and not include_closed):
             continue
         end = _end(market.get("endDate"))
         if end is not None:

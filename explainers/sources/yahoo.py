@@ -7,9 +7,9 @@ the previous close is read from the daily series itself. Yahoo needs a browser U
 from __future__ import annotations
 
 import re
-import time
+import time as monotonic_time
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -171,7 +171,7 @@ class YahooSession:
         cookie_url: str,
         crumb_hosts: Sequence[str],
         breaker_s: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = monotonic_time.monotonic,
     ) -> None:
         self.cookie_url = cookie_url
         self.crumb_hosts = list(crumb_hosts)
@@ -259,9 +259,14 @@ async def fetch_quote(
 
 
 async def _chart(
-    client: httpx.AsyncClient, base_url: str, key: IndexKey, session: YahooSession
+    client: httpx.AsyncClient,
+    base_url: str,
+    key: IndexKey,
+    session: YahooSession,
+    params: dict[str, str] | None = None,
 ) -> Any:
     _, path, _ = SYMBOLS[key]
+    query = params or {"range": "5d", "interval": "1d"}
     for attempt in (1, 2):
         cookie, crumb = await session.credentials(client)
         response = await send(
@@ -269,7 +274,7 @@ async def _chart(
             SOURCE,
             "GET",
             f"{base_url}/v8/finance/chart/{path}",
-            params={"range": "5d", "interval": "1d", "crumb": crumb},
+            params={**query, "crumb": crumb},
             headers={"User-Agent": BROWSER_USER_AGENT, "Cookie": cookie},
         )
         if response.status_code in (401, 403) and attempt == 1:
@@ -331,3 +336,55 @@ def daily_closes(result: dict[str, Any], meta: dict[str, Any]) -> list[tuple[dat
         for ts, close in sorted(_sessions(result))
         if close is not None
     ]
+
+
+async def fetch_daily_closes(
+    client: httpx.AsyncClient,
+    base_url: str,
+    key: IndexKey,
+    first: date,
+    last: date,
+    *,
+    session: YahooSession,
+) -> list[tuple[date, float]]:
+    """The index's daily closes of the sessions in [first, last] (exchange dates), from the
+    chart with `period1`/`period2` (UTC day bounds) through the crumb flow. A session still
+    trading is left out: its close is not known yet."""
+    session.breaker.check(SOURCE)
+    start = datetime.combine(first, time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), UTC)
+    params = {
+        "period1": str(int(start.timestamp())),
+        "period2": str(int(end.timestamp())),
+        "interval": "1d",
+    }
+    try:
+        body = await _chart(client, base_url, key, session, params)
+    except RateLimited as err:
+        session.breaker.trip(err.retry_after)
+        raise
+    return parse_daily_closes(body, first, last)
+
+
+def parse_daily_closes(body: Any, first: date, last: date) -> list[tuple[date, float]]:
+    """A v8 chart body (interval=1d, any range) -> (exchange date, close) in [first, last];
+    all-null holiday rows are skipped, and the live session while the market is open."""
+    chart = body.get("chart") if isinstance(body, dict) else None
+    if not isinstance(chart, dict):
+        raise BadResponse(SOURCE, "chart is missing")
+    if not chart.get("result"):
+        error = chart.get("error")
+        detail = error.get("description") if isinstance(error, dict) else None
+        raise BadResponse(SOURCE, str(detail or "no chart data"))
+    require_shape(body, CHART_SHAPE, SOURCE)
+    result = chart["result"][0]
+    meta = result["meta"]
+    rows = daily_closes(result, meta)
+    market_time = from_s(meta.get("regularMarketTime"), SOURCE, "regularMarketTime")
+    if _is_open(meta, market_time):
+        live = _exchange_date(int(market_time.timestamp()), meta)
+        rows = [(d, c) for d, c in rows if d != live]
+    rows = [(d, c) for d, c in rows if first <= d <= last]
+    if not rows:
+        raise BadResponse(SOURCE, "no session in the range")
+    return rows
