@@ -17,7 +17,6 @@ from bot import logs
 from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
 from bot.config import Settings
-from bot.doctor import doctor
 from bot.runner import build_explainer, demo_client, http_client, run, status_report
 from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, Store
 from bot.webhook import describe_url, validate_url
@@ -166,6 +165,8 @@ async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     """`whydown sources [--listen SECONDS]`: every source checked live (status, latency, as-of,
     body shape), then each liquidation stream listened to."""
+    from bot.doctor import doctor  # the live checks load only for this command
+
     lines, code = await doctor(settings, args.listen)
     print("\n".join(lines))
     return code

@@ -38,6 +38,7 @@ from explainers.streams import (
     LiquidationEvent,
     LiquidationStream,
     OkxLiquidations,
+    RecentKeys,
     StreamGap,
     StreamStatus,
     Venue,
@@ -49,8 +50,10 @@ from explainers.streams.okx import CONTRACT_VALUES, okx_swap
 log = logging.getLogger("whydown.live")
 
 Clock = Callable[[], datetime]
-#: streamed events remembered to recognise the same order in a later REST poll
-STREAMED_KEYS = 50_000
+#: streamed events remembered to recognise the same order in a later REST poll: a poll lists an
+#: OKX family's latest 100 orders, and what the stream delivered while subscribed is recognised
+#: by its time anyway, so this covers minutes of streaming at a busy rate (~2 MB)
+STREAMED_KEYS = 20_000
 Trigger = Callable[[], Awaitable[None]]
 #: coin -> OKX coins per contract of its USDT swap; raises when OKX lists no such swap
 ContractValue = Callable[[str], Awaitable[float]]
@@ -104,10 +107,13 @@ def to_liquidation(event: LiquidationEvent) -> Liquidation:
     )
 
 
-def _signature(exchange: str, instrument: str, ts: datetime, side: str, price: float) -> str:
+Signature = tuple[str, str, int, str, float]
+
+
+def _signature(exchange: str, instrument: str, ts: datetime, side: str, price: float) -> Signature:
     """An identity shared by a streamed event and the same order listed by REST (sizes differ in
-    unit: coins streamed, contracts polled)."""
-    return f"{exchange}|{instrument}|{ts.timestamp():.3f}|{side}|{price!r}"
+    unit: coins streamed, contracts polled); its time in whole milliseconds."""
+    return (exchange, instrument, round(ts.timestamp() * 1000), side, price)
 
 
 def _minute(at: datetime) -> datetime:
@@ -281,7 +287,7 @@ class LiquidationFeed:
         self._lock = threading.Lock()
         self._covered: dict[str, list[tuple[datetime, datetime | None]]] = {}
         self._gaps: dict[str, list[tuple[datetime, datetime | None]]] = {}
-        self._streamed: OrderedDict[str, None] = OrderedDict()  # the last STREAMED_KEYS
+        self._streamed = RecentKeys(STREAMED_KEYS)
         self._first_gap: dict[str, int] = {}
         self._gap_starts: dict[tuple[str, int], datetime] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -331,11 +337,9 @@ class LiquidationFeed:
         rows = [to_liquidation(event) for event in events]
         with self._lock:
             for row in rows:
-                self._streamed[
+                self._streamed.add(
                     _signature(row.exchange, row.instrument, row.ts, row.position_side, row.price)
-                ] = None
-            while len(self._streamed) > STREAMED_KEYS:
-                self._streamed.popitem(last=False)
+                )
         for event in events:
             self.tally.add(event.at, event.side, event.usd)
         self._queue.append(rows)

@@ -12,7 +12,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -21,7 +21,6 @@ from bot.actions import Actions
 from bot.alerts import AlertEngine
 from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
-from bot.health import Health
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
 from bot.store import SCHEMA_VERSION, AlreadyRunning, Platform, Store
 from explainers.chart_service import ChartMaker
@@ -34,6 +33,9 @@ from explainers.sources import okx
 from explainers.sources.http import USER_AGENT, limit_body
 from explainers.streams import StreamStatus, Venue
 from explainers.streams.okx import okx_swap
+
+if TYPE_CHECKING:  # prometheus-client loads only when health is enabled
+    from bot.health import Health
 
 log = logging.getLogger("whydown.runner")
 
@@ -384,15 +386,15 @@ async def _serve(
         if feed is not None:
             feed.contract_value = okx_contract_value(client, settings)
         fronts = frontends(settings, actions)
-        health = (
-            Health(
+        health: Health | None = None
+        if settings.health.enabled:
+            from bot.health import Health  # prometheus-client only when asked for
+
+            health = Health(
                 store,
                 streams=feed,
                 stale_after_s=settings.health.stale_after_refreshes * settings.refresh_interval_s,
             )
-            if settings.health.enabled
-            else None
-        )
         # the alert's chart is drawn once, kept with the alert and carried by every delivery
         engine = AlertEngine(
             store,
