@@ -181,12 +181,21 @@ def feed_for(
         history,
         venues=venues,
         coins=streams.coins,
+        market_coins=market_coins(settings),
         thresholds=settings.thresholds,
         debounce_s=streams.alert_debounce_s,
         clock=clock,
         gap_memory=MetaGapMemory(store),
         extra_coins_max=streams.extra_coins_max,
     )
+
+
+def market_coins(settings: Settings) -> list[str]:
+    """The coins whose liquidations make the market totals: the streamed ones and the OKX
+    families polled over REST ("BTC-USDT" is BTC); a coin streamed because a user asked about
+    it is not one of them."""
+    families = [family.split("-")[0] for family in settings.sources.liquidation_families]
+    return list(dict.fromkeys(c.upper() for c in [*settings.streams.coins, *families]))
 
 
 def okx_contract_value(
