@@ -18,7 +18,6 @@ from bot import logs
 from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
 from bot.config import Settings
-from bot.doctor import doctor
 from bot.runner import (
     EXIT_DATABASE,
     build_explainer,
@@ -175,6 +174,8 @@ async def cmd_chart(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     """`whydown sources [--listen SECONDS]`: every source checked live (status, latency, as-of,
     body shape), then each liquidation stream listened to."""
+    from bot.doctor import doctor  # the live checks load only for this command
+
     lines, code = await doctor(settings, args.listen)
     print("\n".join(lines))
     return code

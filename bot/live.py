@@ -6,6 +6,8 @@ in a worker thread (one batch at a time, from a bounded buffer), records the str
 a per-minute rolling tally per side for the liquidation driver's thresholds and, when streamed
 long liquidations cross them, asks for an alert evaluation at once (debounced, one at a time).
 A coin asked about with `/why COIN` is streamed too (`coin_asked`), the last few of them at most.
+Its events are stored aside (per instrument, for that coin's own reads) and count neither in the
+market totals nor in the tally: what the market alert sees never depends on what users asked.
 
 `BackfillHistory` wraps the explainer's history so REST polls (OKX's liquidation orders) add only
 what the live streams did not already deliver: REST stays the backfill after a start or a gap.
@@ -38,6 +40,7 @@ from explainers.streams import (
     LiquidationEvent,
     LiquidationStream,
     OkxLiquidations,
+    RecentKeys,
     StreamGap,
     StreamStatus,
     Venue,
@@ -49,8 +52,10 @@ from explainers.streams.okx import CONTRACT_VALUES, okx_swap
 log = logging.getLogger("whydown.live")
 
 Clock = Callable[[], datetime]
-#: streamed events remembered to recognise the same order in a later REST poll
-STREAMED_KEYS = 50_000
+#: streamed events remembered to recognise the same order in a later REST poll: a poll lists an
+#: OKX family's latest 100 orders, and what the stream delivered while subscribed is recognised
+#: by its time anyway, so this covers minutes of streaming at a busy rate (~2 MB)
+STREAMED_KEYS = 20_000
 Trigger = Callable[[], Awaitable[None]]
 #: coin -> OKX coins per contract of its USDT swap; raises when OKX lists no such swap
 ContractValue = Callable[[str], Awaitable[float]]
@@ -76,7 +81,9 @@ SYMBOLS: dict[Venue, Callable[[str], str]] = {
 class StreamHistory(Protocol):
     """What the feed writes to (the history's stream half)."""
 
-    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int: ...
+    def add_streamed_liquidations(
+        self, events: Sequence[Liquidation], *, market: bool = True
+    ) -> int: ...
 
     def record_liquidation_gap(
         self, exchange: str, start: datetime, end: datetime | None
@@ -104,10 +111,13 @@ def to_liquidation(event: LiquidationEvent) -> Liquidation:
     )
 
 
-def _signature(exchange: str, instrument: str, ts: datetime, side: str, price: float) -> str:
+Signature = tuple[str, str, int, str, float]
+
+
+def _signature(exchange: str, instrument: str, ts: datetime, side: str, price: float) -> Signature:
     """An identity shared by a streamed event and the same order listed by REST (sizes differ in
-    unit: coins streamed, contracts polled)."""
-    return f"{exchange}|{instrument}|{ts.timestamp():.3f}|{side}|{price!r}"
+    unit: coins streamed, contracts polled); its time in whole milliseconds."""
+    return (exchange, instrument, round(ts.timestamp() * 1000), side, price)
 
 
 def _minute(at: datetime) -> datetime:
@@ -197,6 +207,14 @@ class FeedCoverage:
 
 
 @dataclass
+class _Rows:
+    """Events waiting to be written: market ones, or a coin's streamed only on request."""
+
+    events: list[Liquidation]
+    market: bool
+
+
+@dataclass
 class _Gap:
     exchange: str
     start: datetime
@@ -223,9 +241,12 @@ class LiquidationFeed:
         client_options: Mapping[str, Any] | None = None,
         extra_coins_max: int = 10,
         contract_value: ContractValue | None = None,
+        market_coins: Iterable[str] | None = None,
     ) -> None:
         """venues: venue -> websocket URL (None: the client's default).
         coins: streamed from the start and for good.
+        market_coins: the coins whose liquidations make the market totals and the tally
+            (None: `coins`); any other coin's events (a coin asked about) are stored aside.
         extra_coins_max: coins asked about (`coin_asked`) streamed besides `coins`; asking for
             one more drops the one asked least recently. 0: none.
         contract_value: looks up an OKX contract value for a coin asked about (None: OKX
@@ -245,6 +266,9 @@ class LiquidationFeed:
         self.max_buffered = max_buffered
         options = {"clock": clock, **(client_options or {})}
         self.coins = list(dict.fromkeys(c.upper() for c in coins))
+        self.market_coins = frozenset(
+            c.upper() for c in (self.coins if market_coins is None else market_coins)
+        )
         self.extra_coins_max = extra_coins_max
         self.contract_value = contract_value
         # coins asked about, least recently asked first
@@ -263,8 +287,8 @@ class LiquidationFeed:
                 continue
             self.clients.append(CLIENTS[venue](self, coins=venue_coins, url=url, **options))
         self.tally = Tally()
-        # what waits to be written, in order: lists of events, and gaps
-        self._queue: deque[list[Liquidation] | _Gap] = deque()
+        # what waits to be written, in order: events, and gaps
+        self._queue: deque[_Rows | _Gap] = deque()
         self._buffered = 0
         self._room = asyncio.Event()
         self._room.set()
@@ -281,7 +305,7 @@ class LiquidationFeed:
         self._lock = threading.Lock()
         self._covered: dict[str, list[tuple[datetime, datetime | None]]] = {}
         self._gaps: dict[str, list[tuple[datetime, datetime | None]]] = {}
-        self._streamed: OrderedDict[str, None] = OrderedDict()  # the last STREAMED_KEYS
+        self._streamed = RecentKeys(STREAMED_KEYS)
         self._first_gap: dict[str, int] = {}
         self._gap_starts: dict[tuple[str, int], datetime] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -331,14 +355,20 @@ class LiquidationFeed:
         rows = [to_liquidation(event) for event in events]
         with self._lock:
             for row in rows:
-                self._streamed[
+                self._streamed.add(
                     _signature(row.exchange, row.instrument, row.ts, row.position_side, row.price)
-                ] = None
-            while len(self._streamed) > STREAMED_KEYS:
-                self._streamed.popitem(last=False)
-        for event in events:
-            self.tally.add(event.at, event.side, event.usd)
-        self._queue.append(rows)
+                )
+        market: list[Liquidation] = []
+        aside: list[Liquidation] = []
+        for event, row in zip(events, rows, strict=True):
+            if event.coin.upper() in self.market_coins:
+                self.tally.add(event.at, event.side, event.usd)
+                market.append(row)
+            else:
+                aside.append(row)
+        self._queue.extend(
+            _Rows(part, flag) for part, flag in ((market, True), (aside, False)) if part
+        )
         self._buffered += len(rows)
         self._enqueued += len(rows)
         crossed = self.tally.crossed(self._clock(), self.thresholds)
@@ -392,16 +422,16 @@ class LiquidationFeed:
                     self.history.record_liquidation_gap, item.exchange, item.start, item.end
                 )
                 continue
-            batch = item
+            batch = item.events
             while (
                 self._queue
-                and not isinstance(self._queue[0], _Gap)
-                and len(batch) + len(self._queue[0]) <= self.batch_size
+                and isinstance(nxt := self._queue[0], _Rows)
+                and nxt.market == item.market
+                and len(batch) + len(nxt.events) <= self.batch_size
             ):
-                nxt = self._queue.popleft()
-                assert not isinstance(nxt, _Gap)
-                batch = batch + nxt
-            await self._write(self.history.add_streamed_liquidations, batch)
+                self._queue.popleft()
+                batch = batch + nxt.events
+            await self._write(self._add_rows, batch, item.market)
             self._buffered -= len(batch)
             self._written += len(batch)
             if self._buffered < self.max_buffered:
@@ -409,6 +439,12 @@ class LiquidationFeed:
             if self._armed_at is not None and self._written >= self._armed_at:
                 self._armed_at = None
                 self._react()
+
+    def _add_rows(self, batch: list[Liquidation], market: bool) -> None:
+        if market:
+            self.history.add_streamed_liquidations(batch)
+        else:
+            self.history.add_streamed_liquidations(batch, market=False)
 
     async def _write(self, write: Callable[..., object], *args: Any) -> None:
         try:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -23,7 +23,6 @@ from bot.actions import Actions
 from bot.alerts import AlertEngine
 from bot.config import Settings, VenueStream
 from bot.delivery import FanOutReport, Notifier
-from bot.health import Health
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
 from bot.store import (
     SCHEMA_VERSION,
@@ -45,6 +44,9 @@ from explainers.sources import okx
 from explainers.sources.http import USER_AGENT, limit_body
 from explainers.streams import StreamStatus, Venue
 from explainers.streams.okx import okx_swap
+
+if TYPE_CHECKING:  # prometheus-client loads only when health is enabled
+    from bot.health import Health
 
 log = logging.getLogger("whydown.runner")
 
@@ -191,12 +193,21 @@ def feed_for(
         history,
         venues=venues,
         coins=streams.coins,
+        market_coins=market_coins(settings),
         thresholds=settings.thresholds,
         debounce_s=streams.alert_debounce_s,
         clock=clock,
         gap_memory=MetaGapMemory(store),
         extra_coins_max=streams.extra_coins_max,
     )
+
+
+def market_coins(settings: Settings) -> list[str]:
+    """The coins whose liquidations make the market totals: the streamed ones and the OKX
+    families polled over REST ("BTC-USDT" is BTC); a coin streamed because a user asked about
+    it is not one of them."""
+    families = [family.split("-")[0] for family in settings.sources.liquidation_families]
+    return list(dict.fromkeys(c.upper() for c in [*settings.streams.coins, *families]))
 
 
 def okx_contract_value(
@@ -425,15 +436,15 @@ async def _serve(
         if feed is not None:
             feed.contract_value = okx_contract_value(client, settings)
         fronts = frontends(settings, actions)
-        health = (
-            Health(
+        health: Health | None = None
+        if settings.health.enabled:
+            from bot.health import Health  # prometheus-client only when asked for
+
+            health = Health(
                 store,
                 streams=feed,
                 stale_after_s=settings.health.stale_after_refreshes * settings.refresh_interval_s,
             )
-            if settings.health.enabled
-            else None
-        )
         # the alert's chart is drawn once, kept with the alert and carried by every delivery
         engine = AlertEngine(
             store,

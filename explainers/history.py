@@ -8,6 +8,9 @@ totals and charts read at most a day of minutes, whatever the number of events. 
 REST polls list the same recent orders again and again, so their raw events are kept for
 `LIQUIDATION_DEDUPE_WINDOW` to tell new from seen, and only new ones are added to the sums;
 streams deliver each event once, so `add_streamed_liquidations` adds them straight to the sums.
+A coin streamed only because a user asked about it is stored aside (`market=False`): kept per
+instrument for that coin's own reads (`instrument_totals`), left out of the market totals and the
+hourly sums, so what the market alert reads never depends on which coins users asked about.
 Totals have minute resolution: a window counts every minute it touches, less the polled events
 of its first minute that came before its start (tracking often begins mid-minute, at the oldest
 event a poll could vouch for, and what came before it there must not count). Streamed events of
@@ -60,9 +63,12 @@ class History(Protocol):
         tracking when there was none, or when the previous poll is more than MAX_POLL_GAP ago.
         """
 
-    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
+    def add_streamed_liquidations(
+        self, events: Sequence[Liquidation], *, market: bool = True
+    ) -> int:
         """Add events a stream delivered (each once, already de-duplicated) to the sums; return
-        how many were added. No raw event is kept."""
+        how many were added. No raw event is kept. `market=False`: a coin streamed only on
+        request, kept aside (see the module's docstring)."""
 
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
         """A venue's stream was not listening from `start` to `end` (None: still down). A stream
@@ -98,6 +104,7 @@ class MemoryHistory:
         self._figures: dict[str, list[tuple[datetime, float]]] = {}
         self._polled: dict[str, Liquidation] = {}
         self._minutes: dict[MinuteKey, list[float]] = {}
+        self._aside: dict[MinuteKey, list[float]] = {}  # coins streamed on request
         self._gaps: dict[str, dict[datetime, datetime | None]] = {}
         self._polled_exchanges: set[str] = set()
         self._tracked_since: datetime | None = None
@@ -114,11 +121,12 @@ class MemoryHistory:
         with self._lock:
             return [item for item in self._figures.get(name, []) if item[0] >= since]
 
-    def _add_to_minutes(self, events: Iterable[Liquidation]) -> int:
+    def _add_to_minutes(self, events: Iterable[Liquidation], market: bool = True) -> int:
+        minutes = self._minutes if market else self._aside
         added = 0
         for event in events:
             key = (minute_of(event.ts), event.exchange, event.instrument, event.position_side)
-            sums = self._minutes.setdefault(key, [0.0, 0])
+            sums = minutes.setdefault(key, [0.0, 0])
             sums[0] += event.usd
             sums[1] += 1
             added += 1
@@ -141,9 +149,11 @@ class MemoryHistory:
             self._last_poll = polled_at
             return len(new)
 
-    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
+    def add_streamed_liquidations(
+        self, events: Sequence[Liquidation], *, market: bool = True
+    ) -> int:
         with self._lock:
-            return self._add_to_minutes(events)
+            return self._add_to_minutes(events, market)
 
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
         with self._lock:
@@ -192,6 +202,25 @@ class MemoryHistory:
             - sum(e.usd for e in before if e.position_side == "short"),
         )
 
+    def instrument_totals(
+        self, instruments: Iterable[str], since: datetime, until: datetime
+    ) -> tuple[float, float]:
+        """(long USD, short USD) of these instruments over the minutes from `since`'s to
+        `until`'s, market coins and coins streamed on request alike."""
+        wanted = set(instruments)
+        first, last = minute_of(since), minute_of(until)
+        with self._lock:
+            rows = [
+                (key, sums)
+                for minutes in (self._minutes, self._aside)
+                for key, sums in minutes.items()
+                if key[2] in wanted and first <= key[0] <= last
+            ]
+        return (
+            sum(sums[0] for key, sums in rows if key[3] == "long"),
+            sum(sums[0] for key, sums in rows if key[3] == "short"),
+        )
+
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
         hours: dict[datetime, list[tuple[MinuteKey, list[float]]]] = {}
         for key, sums in self._minutes_between(since.replace(minute=0, second=0, microsecond=0)):
@@ -211,6 +240,7 @@ class MemoryHistory:
         with self._lock:
             first = minute_of(now - LIQUIDATION_MINUTES_KEEP)
             self._minutes = {k: v for k, v in self._minutes.items() if k[0] >= first}
+            self._aside = {k: v for k, v in self._aside.items() if k[0] >= first}
             oldest = now - LIQUIDATION_DEDUPE_WINDOW
             self._polled = {k: e for k, e in self._polled.items() if e.ts >= oldest}
 

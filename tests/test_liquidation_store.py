@@ -10,6 +10,7 @@ import pytest
 import sqlite_utils
 
 from bot.store import SCHEMA_VERSION, Store, migrate
+from bot.store.history import SqliteHistory
 from bot.store.rows import stamp
 from explainers import lookback
 from explainers.history import History, MemoryHistory
@@ -320,3 +321,25 @@ def test_the_one_shot_answer_says_okx_is_sampled_by_rest(history: History) -> No
     lb = lookback.lookback(snapshot, history, Thresholds())
     answer = render.text(explain(snapshot, [], lb, Thresholds(), now=NOW))
     assert "Liquidations tracked since 20 Nov 13:30 UTC: OKX sampled (REST)." in answer
+
+
+def test_a_coin_streamed_on_request_is_kept_aside_from_the_market_sums(
+    history: MemoryHistory | SqliteHistory,
+) -> None:
+    history.add_streamed_liquidations([event(60, 4e6, exchange="Bybit", instrument="BTCUSDT")])
+    history.add_streamed_liquidations(
+        [
+            event(30, 9e6, exchange="Bybit", instrument="DOGEUSDT"),
+            event(20, 1e6, "short", exchange="Bybit", instrument="DOGEUSDT"),
+        ],
+        market=False,
+    )
+    hour_ago = NOW - timedelta(hours=1)
+    assert history.liquidation_totals(hour_ago, NOW) == (4e6, 0.0)
+    assert [(h.long_usd, h.instruments) for h in history.liquidation_hours(hour_ago)] == [
+        (4e6, ["BTCUSDT"])
+    ]
+    assert history.instrument_totals(["DOGEUSDT"], hour_ago, NOW) == (9e6, 1e6)
+    assert history.instrument_totals(["DOGEUSDT", "BTCUSDT"], hour_ago, NOW) == (13e6, 1e6)
+    history.prune(NOW + timedelta(hours=26))  # past the minutes kept: gone with the rest
+    assert history.instrument_totals(["DOGEUSDT"], hour_ago, NOW) == (0.0, 0.0)

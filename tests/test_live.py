@@ -45,13 +45,18 @@ class StreamRows:
 
     def __init__(self) -> None:
         self.rows: list[Liquidation] = []
+        self.aside: list[Liquidation] = []  # coins streamed on request only
         self.gaps: dict[tuple[str, datetime], datetime | None] = {}
         self.gap_calls: list[tuple[str, datetime, datetime | None]] = []
         self.threads: set[int] = set()
 
-    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
+    def add_streamed_liquidations(
+        self, events: Sequence[Liquidation], *, market: bool = True
+    ) -> int:
         self.threads.add(threading.get_ident())
         self.rows.extend(events)
+        if not market:
+            self.aside.extend(events)
         return len(events)
 
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from bot.runner import okx_contract_value
 from bot.store import Store
 from explainers.service import Explainer
 from explainers.settings import Thresholds
-from explainers.streams import LiquidationStream, OkxLiquidations
+from explainers.streams import LiquidationEvent, LiquidationStream, OkxLiquidations
 from tests.replay_helpers import Upstream
 from tests.test_live import START, StreamRows, ms
 from tests.ws_venue import (
@@ -259,3 +260,77 @@ async def test_status_names_a_coin_a_venue_does_not_stream(tmp_path: Path) -> No
         "  okx        connecting, sampled, 0 events, last none yet",
         "             not streamed: PEPE: no contract value",
     ]
+
+
+async def test_a_coin_asked_about_is_stored_aside_from_the_market_totals_and_the_trigger(
+    explainer: Explainer, store: Store
+) -> None:
+    doge = bybit_item(ms(START), "Buy", "300000000", "0.1", symbol="DOGEUSDT")  # $30M of longs
+    script = BybitRequests({"allLiquidation.DOGEUSDT": [bybit_frame([doge], symbol="DOGEUSDT")]})
+    evaluations: list[tuple[float, float]] = []
+    hour_ago, now = START - timedelta(hours=1), START + timedelta(seconds=30)
+
+    async def evaluate() -> None:
+        evaluations.append(store.liquidation_totals(hour_ago, now))
+
+    async with FakeVenue([script]) as venue:
+        feed = LiquidationFeed(
+            store,
+            venues={"bybit": venue.url},
+            coins=["BTC", "ETH", "SOL"],
+            thresholds=Thresholds(),  # $25M of longs in an hour crosses
+            on_crossing=evaluate,
+            clock=FakeClock(START),
+            client_options={"sleep": Sleeps(block_from=1), "random": lambda: 0.0},
+        )
+        actions = actions_for(explainer, store, feed)
+        feed.start()
+        await script.next_request()  # the configured coins
+        await actions.why("dogecoin")
+        await feed.watched()
+        (bybit,) = feed.clients
+        await until(bybit, 1)
+        await feed.flush()
+        await feed.reaction_done()
+        after_doge = store.liquidation_totals(hour_ago, now)
+        doge_own = store.history.instrument_totals(["DOGEUSDT"], hour_ago, now)
+        hours_after_doge = store.liquidation_hours(hour_ago)
+        reactions_after_doge = feed.reactions
+        crossed_after_doge = feed.tally.crossed(START, Thresholds())
+
+        # the same $30M of longs on BTC, a configured coin, through the same sink
+        btc = LiquidationEvent(
+            venue="bybit",
+            coin="BTC",
+            side="long",
+            usd=30e6,
+            price=50_000.0,
+            quantity=600.0,
+            at=START + timedelta(seconds=1),
+            event_id="bybit:BTCUSDT:btc",
+        )
+        await feed.on_events([btc])
+        await feed.flush()
+        await feed.reaction_done()
+        await feed.stop()
+
+    assert feed.extra_coins == ["DOGE"]
+    assert after_doge == (0.0, 0.0)  # the market's 1h total does not see DOGE
+    assert hours_after_doge == []  # nor does the chart's hourly sums
+    assert reactions_after_doge == 0 and not crossed_after_doge  # nor the trigger
+    assert doge_own == (30e6, 0.0)  # DOGE's own liquidations stay readable
+    assert store.liquidation_totals(hour_ago, now) == (30e6, 0.0)
+    assert feed.reactions == 1 and evaluations == [(30e6, 0.0)]
+    assert [h.instruments for h in store.liquidation_hours(hour_ago)] == [["BTCUSDT"]]
+    assert store.history.instrument_totals(["DOGEUSDT", "BTCUSDT"], hour_ago, now) == (60e6, 0.0)
+
+
+def test_the_market_coins_are_the_streamed_ones_and_the_okx_rest_families(store: Store) -> None:
+    settings = Settings(
+        _env_file=None,
+        streams={"coins": ["BTC", "ETH"]},
+        sources={"liquidation_families": ["BTC-USDT", "XRP-USDT"]},
+    )
+    assert runner.market_coins(settings) == ["BTC", "ETH", "XRP"]
+    feed = runner.feed_for(settings, store, demo=False, clock=FakeClock(START))
+    assert feed is not None and feed.market_coins == {"BTC", "ETH", "XRP"}

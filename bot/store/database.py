@@ -421,9 +421,12 @@ class Store:
             events, polled_at=polled_at, covered_since=covered_since
         )
 
-    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
-        """Add streamed events (already de-duplicated) to the minute sums; return how many."""
-        return self._history().add_streamed_liquidations(events)
+    def add_streamed_liquidations(
+        self, events: Sequence[Liquidation], *, market: bool = True
+    ) -> int:
+        """Add streamed events (already de-duplicated) to the minute sums; return how many.
+        `market=False`: a coin streamed only on request, kept aside (see SqliteHistory)."""
+        return self._history().add_streamed_liquidations(events, market=market)
 
     def record_liquidation_gap(self, exchange: str, start: datetime, end: datetime | None) -> None:
         """A venue's stream was not listening from `start` to `end` (None: still down)."""

@@ -253,11 +253,18 @@ class SqliteHistory:
 
     @_kept(0)
     @_locked
-    def add_streamed_liquidations(self, events: Sequence[Liquidation]) -> int:
+    def add_streamed_liquidations(
+        self, events: Sequence[Liquidation], *, market: bool = True
+    ) -> int:
         """Add streamed events (each delivered once) to the minute sums in one transaction;
-        return how many were added. No raw row is kept."""
+        return how many were added. No raw row is kept. `market=False` (a coin streamed only
+        because it was asked about): into ``liquidation_minutes`` only, not the roll-ups the
+        market totals and charts read."""
         with self._write():
-            self._add_sums(events)
+            if market:
+                self._add_sums(events)
+            else:
+                self.db.conn.executemany(UPSERT_MINUTE, minute_rows(events))
         return len(events)
 
     def _add_sums(self, events: Iterable[Liquidation]) -> None:
@@ -362,6 +369,25 @@ class SqliteHistory:
             float(sums.get("long") or 0.0) - float(before.get("long") or 0.0),
             float(sums.get("short") or 0.0) - float(before.get("short") or 0.0),
         )
+
+    @_locked
+    def instrument_totals(
+        self, instruments: Iterable[str], since: datetime, until: datetime
+    ) -> tuple[float, float]:
+        """(long USD, short USD) of these instruments over the minutes from `since`'s to
+        `until`'s, from ``liquidation_minutes``: market coins and coins streamed on request."""
+        wanted = sorted(set(instruments))
+        if not wanted:
+            return 0.0, 0.0
+        marks = ", ".join("?" * len(wanted))
+        sums = dict(
+            self.db.execute(
+                "SELECT side, SUM(usd) FROM liquidation_minutes WHERE minute >= ? AND minute <= ? "
+                f"AND instrument IN ({marks}) GROUP BY side",
+                (minute_text(since), minute_text(until), *wanted),
+            ).fetchall()
+        )
+        return float(sums.get("long") or 0.0), float(sums.get("short") or 0.0)
 
     @_locked
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:

@@ -14,8 +14,8 @@ import contextlib
 import logging
 import random as _random
 from abc import ABC, abstractmethod
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
@@ -43,6 +43,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 #: a venue that refuses this location is asked again after this long (plus up to 10% jitter)
 BLOCKED_RETRY_S = 6 * 3600.0
+#: events remembered per client to drop the ones a venue sends again (it replays its last frames
+#: after a reconnect, which the back-off keeps within about two minutes): 20,000 keys are over
+#: three minutes at 100 events/s, ten times a busy day's rate for a few coins (~2 MB)
+DEDUP_SIZE = 20_000
 
 
 def utc_now() -> datetime:
@@ -121,25 +125,36 @@ class SubscriptionRejected(SessionEnded):
 
 
 class RecentKeys:
-    """The last `size` keys seen; older keys are forgotten first (insertion order)."""
+    """The last `size` keys seen; older keys are forgotten first (insertion order).
+
+    Compact: a key is remembered by its hash (a 64-bit int, not the key itself) in a set, and
+    in a ring that says which one to forget next, about 90 bytes a key whatever its length. Two
+    different keys sharing a hash (odds of about size / 2**64 per key) would make the second
+    one look seen."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
         self._size = size
-        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._hashes: set[int] = set()
+        self._order: deque[int] = deque()
 
-    def add(self, key: str) -> bool:
+    def add(self, key: Hashable) -> bool:
         """Remember `key`; False if it was already remembered."""
-        if key in self._keys:
+        h = hash(key)
+        if h in self._hashes:
             return False
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
+        self._hashes.add(h)
+        self._order.append(h)
+        if len(self._order) > self._size:
+            self._hashes.discard(self._order.popleft())
         return True
 
+    def __contains__(self, key: Hashable) -> bool:
+        return hash(key) in self._hashes
+
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._order)
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -182,7 +197,7 @@ class LiquidationStream(ABC):
         keepalive_interval: float | None = None,
         keepalive_timeout: float | None = 20.0,
         close_timeout: float = 2.0,
-        dedup_size: int = 50_000,
+        dedup_size: int = DEDUP_SIZE,
         max_frame_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         """
@@ -198,6 +213,7 @@ class LiquidationStream(ABC):
             a socket that sends nothing within `pong_timeout` of a ping is replaced.
         keepalive_interval/keepalive_timeout: websocket protocol pings sent by the client
             (off unless the venue or the caller asks for them).
+        dedup_size: how many recent events are remembered to drop repeats (see DEDUP_SIZE).
         """
         self.sink = sink
         self.coins = tuple(dict.fromkeys(c.upper() for c in coins))
