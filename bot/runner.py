@@ -116,13 +116,27 @@ def missing_tokens_message() -> str:
         "Set at least one of these (in the environment or in .env):\n"
         "  WHYDOWN_TELEGRAM_TOKEN   a bot token from @BotFather\n"
         "  WHYDOWN_DISCORD_TOKEN    a bot token from the Discord developer portal\n"
+        "Or post alerts to a webhook only: `whydown webhook add URL`.\n"
         "See .env.example for every setting. `whydown demo` works without any token."
     )
 
 
+def has_webhooks(settings: Settings) -> bool:
+    """Whether the database holds an active webhook: then `whydown run` has work without a chat
+    token. A database that cannot be read says so later, where `run` opens it."""
+    if not settings.database.exists():
+        return False
+    try:
+        with Store(settings.database, read_only=True) as store:
+            return store.subscription_counts().get("webhook", 0) > 0
+    except (DatabaseFault, sqlite3.Error):
+        return True
+
+
 def frontends(settings: Settings, actions: Actions) -> list[Frontend]:
     """A front-end for each platform whose token is set (imported only when needed), all calling
-    the one set of actions."""
+    the one set of actions, and the webhooks' (`run` starts without a chat token only when a
+    webhook is subscribed)."""
     result: list[Frontend] = []
     if settings.telegram_token is not None:
         from bot.telegram.bot import TelegramFrontend
@@ -143,11 +157,10 @@ def frontends(settings: Settings, actions: Actions) -> list[Frontend]:
                 token=settings.discord_token, actions=actions, guild_id=settings.discord_guild_id
             )
         )
-    if result:
-        # webhooks ride along with the chat platforms: nothing to start, a session to close
-        from bot.webhook.notifier import WebhookFrontend
+    # webhooks have nothing to start, only a session to close
+    from bot.webhook.notifier import WebhookFrontend
 
-        result.append(WebhookFrontend(settings.thresholds, timeout_s=settings.webhooks.timeout_s))
+    result.append(WebhookFrontend(settings.thresholds, timeout_s=settings.webhooks.timeout_s))
     return result
 
 
@@ -366,7 +379,8 @@ def scheduler_for(jobs: Jobs, settings: Settings) -> AsyncIOScheduler:
 
 async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | None = None) -> int:
     """`whydown run`: until SIGINT/SIGTERM (or `stop`), then a clean shutdown."""
-    if settings.telegram_token is None and settings.discord_token is None:
+    webhooks_only = settings.telegram_token is None and settings.discord_token is None
+    if webhooks_only and not has_webhooks(settings):
         print(missing_tokens_message())
         return EXIT_CONFIG
     try:

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot import cli
+from bot import cli, runner
 from bot.alerts import AlertEngine, AlertSettings
+from bot.config import Settings
 from bot.delivery import AlertMessage, TransientDeliveryError
 from bot.store import Store, Subscription
 from bot.webhook import describe_url, payload, validate_url
@@ -292,3 +293,32 @@ def test_webhook_add_list_remove(
     assert cli.main(["webhook", "remove", str(sub.id)]) == cli.EXIT_BAD_INPUT  # already removed
     with Store(db) as store:
         assert store.subscriptions(platform="webhook") == []
+
+
+async def test_run_with_only_a_webhook_needs_no_chat_token(
+    tmp_path: Path, endpoint: Endpoint
+) -> None:
+    db = tmp_path / "whydown.db"
+    with Store(db) as store:
+        store.subscribe("webhook", endpoint.url, None, 3, "cli", secret="s3cret")
+    settings = Settings(_env_file=None, database=db)  # no Telegram, no Discord
+    stop = asyncio.Event()
+    run = asyncio.create_task(runner.run(settings, demo=True, stop=stop))
+    try:
+        await asyncio.wait_for(endpoint.arrived.wait(), timeout=60)  # the replay's sell-off
+    finally:
+        stop.set()
+        assert await run == 0
+    [got] = endpoint.received
+    assert verify("s3cret", got.headers, got.body)
+    assert got.headers["X-Whydown-Event"] == "alert"
+
+
+async def test_run_without_a_chat_token_or_a_webhook_says_what_to_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(_env_file=None, database=tmp_path / "whydown.db")
+    assert await runner.run(settings, demo=True) == runner.EXIT_CONFIG
+    out = capsys.readouterr().out
+    assert "No chat platform is configured, so there is nothing to run." in out
+    assert "Or post alerts to a webhook only: `whydown webhook add URL`." in out
