@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.alerts import AlertEngine
 from bot.config import Settings
 from bot.delivery import AlertMessage
+from bot.jobs import Jobs
 from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
-from bot.runner import Jobs, build_explainer, demo_client
+from bot.runner import build_explainer, demo_client
 from bot.store import Store, Subscription
 from explainers.replay import DEMO_FOLDER, Scenario
 from tests.ws_venue import Connection, FakeVenue, bybit_frame, bybit_item, fixture, is_bybit_ping

@@ -18,14 +18,8 @@ from bot import logs
 from bot.actions import ActionError, ChartUnavailable, answer, draw
 from bot.commands import Replies
 from bot.config import Settings
-from bot.runner import (
-    EXIT_DATABASE,
-    build_explainer,
-    demo_client,
-    http_client,
-    run,
-    status_report,
-)
+from bot.runner import EXIT_DATABASE, build_explainer, demo_client, http_client, run
+from bot.status import status_report
 from bot.store import MIN_DRIVERS_HIGHEST, MIN_DRIVERS_LOWEST, DatabaseFault, Store
 from bot.store.backup import BackupRefused, backup
 from bot.webhook import describe_url, validate_url

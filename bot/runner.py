@@ -6,43 +6,38 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import httpx
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.actions import Actions
 from bot.alerts import AlertEngine
-from bot.config import Settings, VenueStream
+from bot.config import Settings
 from bot.delivery import FanOutReport, Notifier
-from bot.live import BackfillHistory, LiquidationFeed, StreamHistory
+from bot.feed_setup import feed_for
+from bot.jobs import Jobs, scheduler_for
+from bot.live import BackfillHistory, LiquidationFeed
 from bot.store import (
-    SCHEMA_VERSION,
     AlreadyRunning,
     DatabaseFault,
     Platform,
-    StorageFull,
     Store,
-    is_full,
 )
 from explainers.backtest import TimeMachine
 from explainers.chart_service import ChartMaker
 from explainers.collect import Collector, utcnow
 from explainers.history import History
-from explainers.models import Explanation, Replay
+from explainers.models import Replay
 from explainers.replay import Scenario, not_recorded
 from explainers.service import Explainer
 from explainers.sources import okx
 from explainers.sources.http import USER_AGENT, limit_body
-from explainers.streams import StreamStatus, Venue
 from explainers.streams.okx import okx_swap
 
 if TYPE_CHECKING:  # prometheus-client loads only when health is enabled
@@ -164,65 +159,6 @@ def frontends(settings: Settings, actions: Actions) -> list[Frontend]:
     return result
 
 
-class MetaGapMemory:
-    """Keeps in the store's meta the start of each venue's stream gap still open at exit."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def open_gap(self, exchange: str) -> datetime | None:
-        value = self.store.get_meta(f"stream_open_gap:{exchange}")
-        return datetime.fromisoformat(value) if value else None
-
-    def set_open_gap(self, exchange: str, start: datetime | None) -> None:
-        self.store.set_meta(f"stream_open_gap:{exchange}", start.isoformat() if start else "")
-
-
-def feed_for(
-    settings: Settings, store: Store, *, demo: bool, clock: Callable[[], datetime]
-) -> LiquidationFeed | None:
-    """The liquidation streams of `whydown run`: every enabled venue, except in a demo replay,
-    where only venues given a URL are read (a replay never reaches the real venues)."""
-    streams = settings.streams
-    if not streams.enabled:
-        return None
-    configured: dict[Venue, VenueStream] = {
-        "bybit": streams.bybit,
-        "okx": streams.okx,
-        "binance": streams.binance,
-    }
-    venues: dict[Venue, str | None] = {
-        venue: cfg.url
-        for venue, cfg in configured.items()
-        if cfg.enabled and (not demo or cfg.configured_url())
-    }
-    if not venues:
-        return None
-    history = store.history
-    if not isinstance(history, StreamHistory):
-        log.warning("this store cannot keep streamed liquidations: the streams stay off")
-        return None
-    return LiquidationFeed(
-        history,
-        venues=venues,
-        coins=streams.coins,
-        market_coins=market_coins(settings),
-        thresholds=settings.thresholds,
-        debounce_s=streams.alert_debounce_s,
-        clock=clock,
-        gap_memory=MetaGapMemory(store),
-        extra_coins_max=streams.extra_coins_max,
-    )
-
-
-def market_coins(settings: Settings) -> list[str]:
-    """The coins whose liquidations make the market totals: the streamed ones and the OKX
-    families polled over REST ("BTC-USDT" is BTC); a coin streamed because a user asked about
-    it is not one of them."""
-    families = [family.split("-")[0] for family in settings.sources.liquidation_families]
-    return list(dict.fromkeys(c.upper() for c in [*settings.streams.coins, *families]))
-
-
 def okx_contract_value(
     client: httpx.AsyncClient, settings: Settings
 ) -> Callable[[str], Awaitable[float]]:
@@ -234,147 +170,6 @@ def okx_contract_value(
         return values[inst_id]
 
     return lookup
-
-
-def _status_json(status: StreamStatus) -> dict[str, object]:
-    return {
-        "venue": status.venue,
-        "coverage": status.coverage,
-        "state": status.state,
-        "reason": status.reason,
-        "connected_since": status.connected_since.isoformat() if status.connected_since else None,
-        "last_event_at": status.last_event_at.isoformat() if status.last_event_at else None,
-        "events_total": status.events_total,
-        "coins": list(status.coins),
-        "skipped": list(status.skipped),
-    }
-
-
-class Jobs:
-    """What the scheduler runs; each job logs and survives its own failures."""
-
-    def __init__(
-        self,
-        explainer: Explainer,
-        store: Store,
-        engine: AlertEngine,
-        feed: LiquidationFeed | None = None,
-        health: Health | None = None,
-        *,
-        archive_days: int = 0,
-    ) -> None:
-        self.explainer = explainer
-        self.archive_days = archive_days
-        self.store = store
-        self.engine = engine
-        self.feed = feed
-        self.health = health
-        self.fanouts: set[asyncio.Task[None]] = set()
-
-    async def refresh(self) -> None:
-        """Collect, store, explain, then evaluate the alert rule for every subscription."""
-        started = time.perf_counter()
-        try:
-            refreshed = await self.explainer.refresh()
-        except Exception:
-            log.exception("refresh failed")
-            if self.health is not None:
-                self.health.refreshed(None, time.perf_counter() - started)
-            return
-        e = refreshed.explanation
-        try:
-            self._record(e)
-        except sqlite3.OperationalError as err:
-            if not is_full(err):
-                raise
-            # the alert rule still runs: an alert it cannot record is not sent
-            self.store.faults.failed(err, "recording the refresh")
-        if self.health is not None:
-            self.health.refreshed(e, time.perf_counter() - started)
-        # a large fan-out takes minutes at 30 messages/s; the next refresh must not wait for it.
-        # Each subscription's state is recorded before any send, so an overlapping evaluation
-        # cannot alert the same chat twice.
-        task = asyncio.create_task(self._evaluate(e))
-        self.fanouts.add(task)
-        task.add_done_callback(self.fanouts.discard)
-
-    def _record(self, e: Explanation) -> None:
-        """What `whydown status` and `/why <date>` read of this refresh."""
-        self.store.set_meta("last_refresh", e.data_time.isoformat())
-        try:  # the day's record for `/why <date>`; losing one must not stop alerts
-            self.store.archive.record(e)
-        except Exception as err:
-            if is_full(err):
-                raise
-            log.exception("archiving the explanation failed")
-        self.store.set_meta("sources", json.dumps([s.model_dump(mode="json") for s in e.sources]))
-        if self.feed is not None:
-            self.store.set_meta(
-                "streams", json.dumps([_status_json(s) for s in self.feed.statuses()])
-            )
-
-    async def _evaluate(self, e: Explanation) -> None:
-        """Evaluate the alert rule and fan out, logging rather than raising."""
-        try:
-            await self.engine.evaluate(e)
-        except Exception:
-            log.exception("alert evaluation failed")
-
-    async def react(self) -> None:
-        """Streamed liquidations crossed the liquidation driver's threshold: refresh and
-        evaluate the alert rule now rather than at the next scheduled refresh."""
-        log.info("liquidation threshold crossed: refreshing and evaluating alerts now")
-        await self.refresh()
-
-    async def liquidations(self) -> None:
-        """Poll the liquidation feeds between refreshes."""
-        try:
-            new = await self.explainer.poll_liquidations()
-        except Exception:
-            log.exception("liquidation poll failed")
-            return
-        if new:
-            log.debug("liquidations: %d new events", new)
-
-    async def prune(self) -> None:
-        """Delete rows past their retention."""
-        try:
-            removed = self.store.prune(utcnow())
-        except StorageFull:
-            return  # the fault is noted and logged once; the next prune tries again
-        except sqlite3.OperationalError as err:
-            if not is_full(err):
-                raise
-            self.store.faults.failed(err, "pruning")
-            return
-        removed["archived explanations"] = self.store.archive.prune(utcnow(), self.archive_days)
-        log.info(
-            "pruned %s", ", ".join(f"{n} {table}" for table, n in removed.items()) or "nothing"
-        )
-
-
-def scheduler_for(jobs: Jobs, settings: Settings) -> AsyncIOScheduler:
-    """Refresh, liquidation polling and pruning; one instance of each at a time, missed runs merged."""
-    scheduler = AsyncIOScheduler(
-        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
-    )
-    now = utcnow()
-    scheduler.add_job(
-        jobs.refresh,
-        "interval",
-        seconds=settings.refresh_interval_s,
-        next_run_time=now,
-        id="refresh",
-    )
-    scheduler.add_job(
-        jobs.liquidations,
-        "interval",
-        seconds=settings.liquidation_poll_s,
-        next_run_time=now + timedelta(seconds=settings.liquidation_poll_s),
-        id="liquidations",
-    )
-    scheduler.add_job(jobs.prune, "interval", seconds=settings.prune_interval_s, id="prune")
-    return scheduler
 
 
 async def run(settings: Settings, *, demo: bool = False, stop: asyncio.Event | None = None) -> int:
@@ -540,74 +335,3 @@ async def _stop(front: Frontend) -> None:
 def _log_resume_failure(task: asyncio.Task[FanOutReport]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("resuming pending deliveries failed", exc_info=task.exception())
-
-
-def status_report(settings: Settings) -> str:
-    """`whydown status`: read the database without the instance lock, and never write to it.
-    Raises DatabaseFault for a database that cannot be read."""
-    if not settings.database.exists():
-        return f"No database at {settings.database} yet: `whydown run` creates it."
-    try:
-        return _status_of(settings)
-    except sqlite3.DatabaseError as err:  # damage found past the file's first pages
-        raise DatabaseFault(settings.database, err) from err
-
-
-def _status_of(settings: Settings) -> str:
-    with Store(settings.database, read_only=True) as store:
-        version = store.schema_version
-        if version != SCHEMA_VERSION:
-            # its tables are not the ones this code reads; migrating is `whydown run`'s job
-            return _schema_mismatch(settings, version)
-        counts = store.subscription_counts()
-        last_refresh = store.get_meta("last_refresh")
-        sources = json.loads(store.get_meta("sources") or "[]")
-        streams = json.loads(store.get_meta("streams") or "[]")
-        alerts = store.recent_alerts(1)
-    lines = [
-        "Subscriptions: "
-        + (", ".join(f"{platform} {n}" for platform, n in counts.items()) or "none"),
-        f"Last refresh: {last_refresh or 'never'}",
-    ]
-    if sources:
-        lines.append("Sources at the last refresh:")
-        for s in sources:
-            if s["state"] == "disabled":
-                continue
-            note = f" ({s['reason']})" if s.get("reason") else ""
-            lines.append(f"  {s['label']:<28} {s['state']}{note}")
-    if streams:
-        lines.append("Liquidation streams at the last refresh:")
-        for st in streams:
-            note = f" ({st['reason']})" if st.get("reason") else ""
-            lines.append(
-                f"  {st['venue']:<10} {st['state']}{note}, {st['coverage']}, "
-                f"{st['events_total']} events, last {st['last_event_at'] or 'none yet'}"
-            )
-            if st.get("skipped"):
-                lines.append(f"  {'':<10} not streamed: {'; '.join(st['skipped'])}")
-    if alerts:
-        a = alerts[0]
-        lines.append(
-            f"Last alert: {a.created_at:%Y-%m-%d %H:%M} UTC, {a.driver_count} drivers "
-            f"({', '.join(a.drivers)}), market {a.market_change_24h:+.1f}% in 24h"
-            if a.market_change_24h is not None
-            else f"Last alert: {a.created_at:%Y-%m-%d %H:%M} UTC, {a.driver_count} drivers"
-        )
-    else:
-        lines.append("Last alert: none")
-    return "\n".join(lines)
-
-
-def _schema_mismatch(settings: Settings, version: int) -> str:
-    """What status says about a database whose schema this whydown does not read."""
-    where = f"The database {settings.database} is at schema v{version}"
-    if version > SCHEMA_VERSION:
-        return (
-            f"{where}, newer than this whydown (v{SCHEMA_VERSION}): "
-            "upgrade whydown to read its status."
-        )
-    return (
-        f"{where}, older than this whydown (v{SCHEMA_VERSION}): "
-        "`whydown run` migrates it; status leaves it as it is."
-    )

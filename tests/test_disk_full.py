@@ -19,7 +19,7 @@ import pytest
 
 from bot.alerts import AlertEngine, AlertSettings
 from bot.config import Settings
-from bot.runner import Jobs
+from bot.jobs import Jobs
 from bot.store import Store, is_full
 from tests.alert_fakes import RecordingNotifier
 from tests.replay_helpers import Upstream

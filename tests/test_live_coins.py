@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import runner
+from bot import feed_setup, status
 from bot.actions import Actions, UnknownCoin
 from bot.alerts import AlertSettings
 from bot.config import Settings
@@ -243,7 +243,7 @@ async def test_okx_reads_a_new_coins_contract_value_once_or_skips_the_coin_and_s
 
 def test_the_runners_feed_takes_the_limit_from_the_settings(store: Store) -> None:
     settings = Settings(_env_file=None, streams={"extra_coins_max": 3})
-    feed = runner.feed_for(settings, store, demo=False, clock=FakeClock(START))
+    feed = feed_setup.feed_for(settings, store, demo=False, clock=FakeClock(START))
     assert feed is not None and feed.extra_coins_max == 3
     assert Settings(_env_file=None).streams.extra_coins_max == 10
 
@@ -253,8 +253,8 @@ async def test_status_names_a_coin_a_venue_does_not_stream(tmp_path: Path) -> No
     okx = OkxLiquidations(RecordingSink(), coins=["BTC"])
     await okx.set_coins(["BTC", "PEPE"])
     with Store(settings.database) as store:
-        store.set_meta("streams", json.dumps([runner._status_json(okx.status())]))
-    lines = runner.status_report(settings).splitlines()
+        store.set_meta("streams", json.dumps([status.stream_status_json(okx.status())]))
+    lines = status.status_report(settings).splitlines()
     at = lines.index("Liquidation streams at the last refresh:")
     assert lines[at + 1 : at + 3] == [
         "  okx        connecting, sampled, 0 events, last none yet",
@@ -331,6 +331,6 @@ def test_the_market_coins_are_the_streamed_ones_and_the_okx_rest_families(store:
         streams={"coins": ["BTC", "ETH"]},
         sources={"liquidation_families": ["BTC-USDT", "XRP-USDT"]},
     )
-    assert runner.market_coins(settings) == ["BTC", "ETH", "XRP"]
-    feed = runner.feed_for(settings, store, demo=False, clock=FakeClock(START))
+    assert feed_setup.market_coins(settings) == ["BTC", "ETH", "XRP"]
+    feed = feed_setup.feed_for(settings, store, demo=False, clock=FakeClock(START))
     assert feed is not None and feed.market_coins == {"BTC", "ETH", "XRP"}

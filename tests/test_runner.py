@@ -17,7 +17,8 @@ from bot import runner
 from bot.alerts import AlertEngine, AlertSettings
 from bot.config import Settings
 from bot.delivery import AlertMessage
-from bot.runner import Jobs, status_report
+from bot.jobs import Jobs
+from bot.status import status_report
 from bot.store import SCHEMA_VERSION, Store, Subscription, migrate, schema_version
 from explainers.replay import Scenario
 from explainers.sources import okx

@@ -15,7 +15,7 @@ import pytest
 from bot import cli
 from bot.alerts import AlertEngine, AlertSettings
 from bot.config import Settings
-from bot.runner import Jobs
+from bot.jobs import Jobs
 from bot.store import Store
 from explainers import render, timemachine
 from explainers.backtest import MemoryArchive, TimeMachine, backtest, preview_text
