@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from explainers.history import History
-from explainers.models import Liquidation, LiquidationHour
+from explainers.models import Liquidation, LiquidationHour, LiquidationVenue
 from explainers.settings import Thresholds
 from explainers.sources.binance import SOURCE as BINANCE
 from explainers.sources.bybit import SOURCE as BYBIT
@@ -273,6 +273,8 @@ class LiquidationFeed:
         self.contract_value = contract_value
         # coins asked about, least recently asked first
         self._extra: OrderedDict[str, None] = OrderedDict()
+        # (exchange, coin asked about) -> when that venue's stream took the coin on
+        self._coin_since: dict[tuple[str, str], datetime] = {}
         self._watch_lock = asyncio.Lock()
         self._watching: set[asyncio.Task[bool]] = set()
         self.clients: list[LiquidationStream] = []
@@ -512,10 +514,16 @@ class LiquidationFeed:
             await self._okx_contract_value(coin)
             wanted = self.coins + list(self._extra)
             for client in self.clients:
+                exchange = EXCHANGES[client.venue]
+                had = coin in client.coins
                 try:
                     await client.set_coins(wanted)
                 except Exception:
                     log.exception("%s stream: could not add %s", client.venue, coin)
+                if coin in client.coins and not had:
+                    self._coin_since[(exchange, coin)] = self._clock()
+                for gone in dropped:
+                    self._coin_since.pop((exchange, gone), None)
             if not known:
                 log.info(
                     "streaming %s liquidations on request%s",
@@ -534,6 +542,33 @@ class LiquidationFeed:
             okx.add_contract_values({coin: await self.contract_value(coin)})
         except Exception as err:
             log.info("OKX stream: no contract value for %s (%s)", coin, err)
+
+    def coin_venues(self, coin: str) -> list[LiquidationVenue] | None:
+        """The venues streaming `coin`'s perpetual now, each with since when it has been
+        tracked without a break (the later of the stream's last connection and the coin's
+        addition; None while the stream is down). An empty list: a coin not streamed yet that
+        asking about it would add; None: one these streams cannot carry."""
+        coin = coin.strip().upper()
+        if not self.clients:
+            return None
+        if coin not in self.coins and coin not in self._extra:
+            watchable = self.extra_coins_max > 0 and COIN_SYMBOL.fullmatch(coin) is not None
+            return [] if watchable else None
+        venues: list[LiquidationVenue] = []
+        with self._lock:
+            for client in self.clients:
+                if coin not in client.coins:
+                    continue
+                exchange = EXCHANGES[client.venue]
+                covered = self._covered.get(exchange, [])
+                since = covered[-1][0] if covered and covered[-1][1] is None else None
+                added = self._coin_since.get((exchange, coin))
+                if since is not None and added is not None:
+                    since = max(since, added)
+                venues.append(
+                    LiquidationVenue(exchange=exchange, mode=client.coverage, tracked_since=since)
+                )
+        return venues
 
     # --- what the rest of the bot reads -------------------------------------------------
 
@@ -616,6 +651,11 @@ class BackfillHistory:
 
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
         return self.inner.liquidation_hours(since)
+
+    def instrument_totals(
+        self, instruments: Iterable[str], since: datetime, until: datetime
+    ) -> tuple[float, float]:
+        return self.inner.instrument_totals(instruments, since, until)
 
     def __getattr__(self, name: str) -> Any:
         # methods the history gains later (stream coverage) pass straight through

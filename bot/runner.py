@@ -83,6 +83,7 @@ def build_explainer(
         clock=clock,
         replay=replay,
         liquidation_modes=feed.modes if feed is not None else None,
+        coin_venues=feed.coin_venues if feed is not None else None,
     )
 
 

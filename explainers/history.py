@@ -91,6 +91,12 @@ class History(Protocol):
         """(long USD, short USD) over the minutes from `since`'s to `until`'s, less the polled
         events of `since`'s minute that came before it."""
 
+    def instrument_totals(
+        self, instruments: Iterable[str], since: datetime, until: datetime
+    ) -> tuple[float, float]:
+        """(long USD, short USD) of these instruments (any venue) over the minutes from
+        `since`'s to `until`'s, market coins and coins streamed on request alike."""
+
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
         """Hourly sums from `since`'s hour on, oldest first; hours without events are absent."""
 

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from explainers.history import MAX_POLL_GAP, History, coverage_start
 from explainers.models import (
+    CoinLiquidations,
     LiquidationCoverage,
     LiquidationMode,
     Liquidations,
@@ -22,6 +23,9 @@ from explainers.models import (
 )
 from explainers.settings import Thresholds
 from explainers.sources.open_interest import sum_by_coin
+from explainers.streams.binance import binance_symbol
+from explainers.streams.bybit import bybit_symbol
+from explainers.streams.okx import okx_swap
 
 PREMIUM_INSTRUMENT = "BTC-USDT-SWAP"
 #: how far back the stored driver states are read to find where a firing streak began
@@ -262,3 +266,36 @@ def onsets(history: History, keys: Sequence[str], now: datetime) -> list[Onset]:
         if start is not None and previous is not None and previous[1] >= 1.0:
             found.append(Onset(key=key, at=start))
     return sorted(found, key=lambda o: o.at)
+
+
+def coin_instruments(coin: str) -> list[str]:
+    """A coin's USDT perpetual on each streamed venue (Bybit and Binance share a name)."""
+    return sorted({bybit_symbol(coin), binance_symbol(coin), okx_swap(coin)})
+
+
+def coin_liquidations(
+    history: History, coin: str, venues: Sequence[LiquidationVenue], now: datetime
+) -> CoinLiquidations:
+    """One coin's own liquidations over the last 1h and 24h, from where its tracking began
+    when that is later (the earliest start among the venues streaming it now). No venue
+    tracking it: not tracked yet, no sums."""
+    starts = [v.tracked_since for v in venues if v.tracked_since is not None]
+    if not starts:
+        return CoinLiquidations(venues=list(venues), until=now)
+    tracked = min(starts)
+    instruments = coin_instruments(coin)
+    long_1h, short_1h = history.instrument_totals(
+        instruments, max(tracked, now - timedelta(hours=1)), now
+    )
+    day: tuple[float | None, float | None] = (None, None)
+    if tracked <= now - timedelta(hours=1):
+        day = history.instrument_totals(instruments, max(tracked, now - timedelta(hours=24)), now)
+    return CoinLiquidations(
+        venues=list(venues),
+        tracked_since=tracked,
+        until=now,
+        long_1h=long_1h,
+        short_1h=short_1h,
+        long_24h=day[0],
+        short_24h=day[1],
+    )

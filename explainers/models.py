@@ -6,7 +6,7 @@ Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, WithJsonSchema
@@ -532,6 +532,30 @@ class Move(Model):
     as_of: datetime | None
 
 
+class CoinLiquidations(Model):
+    """The asked coin's own liquidations, from the streams that carry its perpetual
+    (``/why COIN`` while whydown streams). Sums start where tracking began when that is inside
+    their window; `tracked_since` None: the coin is not tracked yet (no sums, never $0)."""
+
+    venues: list[LiquidationVenue] = Field(default_factory=list)
+    tracked_since: datetime | None = None
+    until: datetime | None = None
+    long_1h: float | None = None
+    short_1h: float | None = None
+    #: None when tracking began inside the last hour (the 24h sums would repeat the 1h ones)
+    long_24h: float | None = None
+    short_24h: float | None = None
+
+    @property
+    def since_in_window(self) -> bool:
+        """Tracking began inside the last 24 hours: the sums start there."""
+        return (
+            self.tracked_since is not None
+            and self.until is not None
+            and self.tracked_since > self.until - timedelta(hours=24)
+        )
+
+
 class CoinView(Model):
     """The asked coin's own move against BTC and the market (``/why COIN``)."""
 
@@ -541,6 +565,8 @@ class CoinView(Model):
     move: Move
     vs_btc_24h: float | None
     vs_market_24h: float | None
+    #: None: whydown does not stream liquidations (nothing to say about them)
+    liquidations: CoinLiquidations | None = None
 
 
 class AltcoinView(Model):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,6 +21,7 @@ from explainers.models import (
     DriverResult,
     Explanation,
     LiquidationMode,
+    LiquidationVenue,
     Lookback,
     Onset,
     Replay,
@@ -52,11 +53,16 @@ class Explainer:
         clock: Clock = utcnow,
         replay: Replay | None = None,
         liquidation_modes: Callable[[], Mapping[str, LiquidationMode]] | None = None,
+        coin_venues: Callable[[str], Sequence[LiquidationVenue] | None] | None = None,
     ) -> None:
         """liquidation_modes: how completely each venue is streamed now (exchange -> "all" or
-        "sampled"), asked at each refresh; None: no streams run (REST polls only)."""
+        "sampled"), asked at each refresh; None: no streams run (REST polls only).
+        coin_venues: for a coin asked about, the venues streaming its perpetual now and since
+        when (empty: not yet; None: it cannot be streamed); None: no streams run, and a coin's
+        answer says nothing about its liquidations."""
         self.collector = collector
         self.liquidation_modes = liquidation_modes
+        self.coin_venues = coin_venues
         self.thresholds = thresholds
         self.history: History = history if history is not None else MemoryHistory()
         self.max_age = max_age
@@ -145,15 +151,24 @@ class Explainer:
         """The answer to /why [coin] from one given refresh, without refreshing."""
         if not coin:
             return refreshed.explanation
-        return explain(
+        now = self.clock()
+        explanation = explain(
             refreshed.snapshot,
             refreshed.drivers,
             refreshed.lookback,
             self.thresholds,
-            now=self.clock(),
+            now=now,
             coin=coin,
             replay=self.replay,
             onsets=refreshed.explanation.onsets,
+        )
+        view = explanation.coin
+        venues = None if view is None or self.coin_venues is None else self.coin_venues(view.symbol)
+        if view is None or venues is None:
+            return explanation
+        own = lookback.coin_liquidations(self.history, view.symbol, venues, now)
+        return explanation.model_copy(
+            update={"coin": view.model_copy(update={"liquidations": own})}
         )
 
     def coins(self) -> list[CoinMarket]:

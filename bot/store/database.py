@@ -452,6 +452,13 @@ class Store:
         """(long USD, short USD) over the minutes from `since`'s to `until`'s (see SqliteHistory)."""
         return self._history().liquidation_totals(since, until)
 
+    def instrument_totals(
+        self, instruments: Iterable[str], since: datetime, until: datetime
+    ) -> tuple[float, float]:
+        """(long USD, short USD) of these instruments over the minutes from `since`'s to
+        `until`'s (see SqliteHistory)."""
+        return self._history().instrument_totals(instruments, since, until)
+
     def liquidation_hours(self, since: datetime) -> list[LiquidationHour]:
         """Hourly sums from `since`'s hour on, oldest first."""
         return self._history().liquidation_hours(since)
