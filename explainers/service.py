@@ -145,7 +145,11 @@ class Explainer:
 
     async def explain(self, coin: str | None = None) -> Explanation:
         """The answer to /why [coin]. Raises UnknownCoin or CoinDataUnavailable for a bad coin."""
-        return self.explain_from(await self.current(), coin)
+        refreshed = await self.current()
+        if not coin:
+            return refreshed.explanation
+        # a coin's answer reads its streamed liquidations from the history: off the event loop
+        return await asyncio.to_thread(self.explain_from, refreshed, coin)
 
     def explain_from(self, refreshed: Refreshed, coin: str | None = None) -> Explanation:
         """The answer to /why [coin] from one given refresh, without refreshing."""
