@@ -334,3 +334,36 @@ def test_the_market_coins_are_the_streamed_ones_and_the_okx_rest_families(store:
     assert feed_setup.market_coins(settings) == ["BTC", "ETH", "XRP"]
     feed = feed_setup.feed_for(settings, store, demo=False, clock=FakeClock(START))
     assert feed is not None and feed.market_coins == {"BTC", "ETH", "XRP"}
+
+
+async def test_a_coins_venues_say_since_when_they_stream_it() -> None:
+    script = BybitRequests({"allLiquidation.DOGEUSDT": []})
+    clock = FakeClock(START)
+    async with FakeVenue([script]) as venue:
+        feed = LiquidationFeed(
+            StreamRows(),
+            venues={"bybit": venue.url},
+            coins=["BTC", "ETH", "SOL"],
+            thresholds=Thresholds(),
+            clock=clock,
+            client_options={"sleep": Sleeps(block_from=1), "random": lambda: 0.0},
+        )
+        assert feed.coin_venues("doge") == []  # not streamed yet: asking would add it
+        assert feed.coin_venues("not a coin") is None  # no perpetual these streams could carry
+        feed.start()
+        await script.next_request()  # the configured coins
+        (bybit,) = feed.clients
+        await asyncio.wait_for(bybit.wait_for(lambda s: s.state == "ok"), WAIT)
+        connected = clock()
+        clock.advance(300)
+        await feed.watch_coin("DOGE")
+        await script.next_request()
+        doge = feed.coin_venues("DOGE")
+        btc = feed.coin_venues("BTC")
+        await feed.stop()
+    assert doge is not None and btc is not None
+    # a coin added later counts from its addition, a configured one from the connection
+    assert [(v.exchange, v.mode, v.tracked_since) for v in doge] == [
+        ("Bybit", "all", connected + timedelta(seconds=300))
+    ]
+    assert [(v.exchange, v.tracked_since) for v in btc] == [("Bybit", connected)]
