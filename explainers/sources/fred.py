@@ -27,18 +27,25 @@ LOOKBACK_DAYS = 45  # bounds the download; enough sessions for a 5-day compariso
 IndexKey = Literal["spx", "ndx"]
 
 
+async def _download(
+    client: httpx.AsyncClient, base_url: str, series: str, today: date | None
+) -> httpx.Response:
+    """fredgraph.csv of one or more series ("DGS2,DGS10"), the last LOOKBACK_DAYS only."""
+    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
+    return await get(
+        client,
+        SOURCE,
+        f"{base_url}/graph/fredgraph.csv",
+        params={"id": series, "cosd": since.isoformat()},
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
 async def fetch_yields(
     client: httpx.AsyncClient, cfg: SourceSettings, *, today: date | None = None
 ) -> Yields:
     """Recent DGS2 and DGS10 observations, oldest first."""
-    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
-    response = await get(
-        client,
-        SOURCE,
-        f"{cfg.fred_url}/graph/fredgraph.csv",
-        params={"id": "DGS2,DGS10", "cosd": since.isoformat()},
-        headers={"User-Agent": USER_AGENT},
-    )
+    response = await _download(client, cfg.fred_url, "DGS2,DGS10", today)
     days = parse_fredgraph_csv(text_body(response, SOURCE))
     reported = [d.day for d in days if d.two_year is not None or d.ten_year is not None]
     if not reported:
@@ -157,14 +164,7 @@ async def fetch_index_close(
 ) -> StockQuote:
     """The index's last daily close on FRED against the one before (end-of-day fallback)."""
     series_id, _ = INDEX_SERIES[key]
-    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
-    response = await get(
-        client,
-        SOURCE,
-        f"{base_url}/graph/fredgraph.csv",
-        params={"id": series_id, "cosd": since.isoformat()},
-        headers={"User-Agent": USER_AGENT},
-    )
+    response = await _download(client, base_url, series_id, today)
     return index_close_from_series(csv_body(response, SOURCE), key)
 
 
@@ -173,14 +173,7 @@ async def fetch_latest(
 ) -> tuple[date, float]:
     """The latest valid observation of one series (e.g. DFEDTARU, the target range's upper
     bound, for Kalshi's cut odds)."""
-    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
-    response = await get(
-        client,
-        SOURCE,
-        f"{base_url}/graph/fredgraph.csv",
-        params={"id": series_id, "cosd": since.isoformat()},
-        headers={"User-Agent": USER_AGENT},
-    )
+    response = await _download(client, base_url, series_id, today)
     valid = [
         (day, value)
         for day, value in parse_series(csv_body(response, SOURCE), series_id)
@@ -233,12 +226,5 @@ async def fetch_macro(
     client: httpx.AsyncClient, base_url: str, key: MacroKey, *, today: date | None = None
 ) -> MacroQuote:
     series_id = MACRO_SERIES[key]
-    since = (today or datetime.now(UTC).date()) - timedelta(days=LOOKBACK_DAYS)
-    response = await get(
-        client,
-        SOURCE,
-        f"{base_url}/graph/fredgraph.csv",
-        params={"id": series_id, "cosd": since.isoformat()},
-        headers={"User-Agent": USER_AGENT},
-    )
+    response = await _download(client, base_url, series_id, today)
     return macro_quote(csv_body(response, SOURCE), key)
