@@ -329,7 +329,7 @@ def test_yahoo(gspc: Any, chart: Any) -> None:
         assert abs(quote.change_pct) <= bounds.MAX_MARKET_MOVE_PCT
 
     outcome(lambda: yahoo.parse_quote(gspc, "spx"), check)
-    outcome(lambda: yahoo.parse_chart(chart, "spx"), check)
+    outcome(lambda: yahoo.parse_quote(chart, "spx"), check)
 
 
 KALSHI_NOW = datetime(2026, 7, 18, 12, 0, tzinfo=UTC)

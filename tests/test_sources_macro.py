@@ -452,10 +452,30 @@ async def test_polymarket_faults(content: str) -> None:
 # --- Yahoo Finance ----------------------------------------------------------------------------
 
 
+def with_yahoo_session(chart: Handler) -> Handler:
+    """Yahoo's session cookie and its crumb; the chart requests answered by `chart`."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "fc.yahoo.com":
+            return httpx.Response(404, headers={"Set-Cookie": "A3=d=AQABBKx1; Path=/"})
+        if request.url.path.endswith("/getcrumb"):
+            return httpx.Response(200, text="Qx7dyH1bWbU")
+        return chart(request)
+
+    return handle
+
+
+async def yahoo_quote(client: httpx.AsyncClient, key: yahoo.IndexKey) -> Any:
+    return await yahoo.fetch_quote(
+        client, CFG.yahoo_url, key, session=yahoo.YahooSession.from_settings(CFG)
+    )
+
+
 async def test_yahoo_previous_close_comes_from_the_series() -> None:
-    client, seen = serving(body(text("yahoo_chart_gspc.json")))
+    client, requests = serving(with_yahoo_session(body(text("yahoo_chart_gspc.json"))))
     async with client:
-        quote = await yahoo.fetch_index(client, CFG, "spx")
+        quote = await yahoo_quote(client, "spx")
+    seen = [r for r in requests if "/v8/finance/chart/" in r.url.path]
     assert seen[0].url.raw_path.startswith(b"/v8/finance/chart/%5EGSPC?")
     assert seen[0].url.params["range"] == "5d"
     assert seen[0].headers["User-Agent"] == BROWSER_USER_AGENT
@@ -469,22 +489,22 @@ async def test_yahoo_previous_close_comes_from_the_series() -> None:
 
 
 def test_yahoo_stock_chart_has_the_same_shape() -> None:
-    quote = yahoo.parse_chart(load("yahoo_chart.json"), "ndx")
+    quote = yahoo.parse_quote(load("yahoo_chart.json"), "ndx")
     assert quote.previous_close == pytest.approx(321.66, abs=0.01)
     assert quote.session == date(2026, 7, 24)
 
 
 def test_yahoo_error_body_gives_its_description() -> None:
     with pytest.raises(BadResponse) as caught:
-        yahoo.parse_chart(load("yahoo_chart_error_404.json"), "spx")
+        yahoo.parse_quote(load("yahoo_chart_error_404.json"), "spx")
     assert caught.value.detail == "No data found, symbol may be delisted"
 
 
 async def test_yahoo_404_is_a_bad_response() -> None:
-    client, _ = serving(body(text("yahoo_chart_error_404.json"), status=404))
+    client, _ = serving(with_yahoo_session(body(text("yahoo_chart_error_404.json"), status=404)))
     async with client:
         with pytest.raises(BadResponse) as caught:
-            await yahoo.fetch_index(client, CFG, "ndx")
+            await yahoo_quote(client, "ndx")
     assert caught.value.source == "Yahoo Finance"
 
 
@@ -493,10 +513,10 @@ async def test_yahoo_404_is_a_bad_response() -> None:
     [HTML_PAGE, "", '{"chart": {"result": [{"meta": {"symbol": "^GSPC"}}], "error": null}}'],
 )
 async def test_yahoo_faults(content: str) -> None:
-    client, _ = serving(body(content))
+    client, _ = serving(with_yahoo_session(body(content)))
     async with client:
         with pytest.raises(BadResponse):
-            await yahoo.fetch_index(client, CFG, "spx")
+            await yahoo_quote(client, "spx")
 
 
 # --- Stooq ------------------------------------------------------------------------------------
@@ -525,7 +545,9 @@ async def test_stooq_daily_history_gives_the_last_change() -> None:
     )
     client, seen = serving(body(history))
     async with client:
-        quote = await stooq.fetch_index(client, CFG, "spx", today=date(2024, 8, 5))
+        quote = await stooq.fetch_quote(
+            client, CFG.stooq_url, "spx", SecretStr("k"), today=date(2024, 8, 5)
+        )
     assert seen[0].url.path == "/q/d/l/"
     assert seen[0].url.params["s"] == "^spx"
     assert seen[0].url.params["i"] == "d"
@@ -539,7 +561,7 @@ async def test_stooq_faults(content: str) -> None:
     client, _ = serving(body(content))
     async with client:
         with pytest.raises(BadResponse):
-            await stooq.fetch_index(client, CFG, "ndx")
+            await stooq.fetch_quote(client, CFG.stooq_url, "ndx", SecretStr("k"))
 
 
 # --- alternative.me ---------------------------------------------------------------------------
@@ -716,8 +738,8 @@ async def test_demo_recording_gives_the_scenario_figures() -> None:
         etf = await farside.fetch_etf_flows(client, CFG)
         yields = await treasury.fetch_yields(client, CFG, now.date())
         odds = await polymarket.fetch_cut_odds(client, CFG, now)
-        spx = await yahoo.fetch_index(client, CFG, "spx")
-        ndx = await yahoo.fetch_index(client, CFG, "ndx")
+        spx = await yahoo_quote(client, "spx")
+        ndx = await yahoo_quote(client, "ndx")
         fear = await feargreed.fetch_fear_greed(client, CFG, days=8)
         headlines = news.merge(
             [await news.fetch_feed(client, f, HEADLINE_PATTERNS) for f in news.feeds(CFG)]

@@ -19,9 +19,8 @@ from pydantic import SecretStr
 
 from explainers.errors import BadResponse, SourceError
 from explainers.models import IndexQuote
-from explainers.settings import SourceSettings
 from explainers.sources import bounds
-from explainers.sources.http import USER_AGENT, csv_body, get, text_body
+from explainers.sources.http import USER_AGENT, csv_body, get
 from explainers.sources.stocks import StockQuote, close_label
 
 SOURCE = "Stooq"
@@ -39,27 +38,6 @@ SYMBOLS: dict[str, tuple[str, str]] = {
 class Bar:
     day: date
     close: float
-
-
-async def fetch_index(
-    client: httpx.AsyncClient, cfg: SourceSettings, key: IndexKey, *, today: date | None = None
-) -> IndexQuote:
-    """The index's last daily close against the one before it."""
-    symbol, _ = SYMBOLS[key]
-    end = today or datetime.now(UTC).date()
-    response = await get(
-        client,
-        SOURCE,
-        f"{cfg.stooq_url}/q/d/l/",
-        params={
-            "s": symbol,
-            "i": "d",
-            "d1": (end - timedelta(days=LOOKBACK_DAYS)).strftime("%Y%m%d"),
-            "d2": end.strftime("%Y%m%d"),
-        },
-        headers={"User-Agent": USER_AGENT},
-    )
-    return quote_from_bars(parse_stooq_csv(text_body(response, SOURCE)), key)
 
 
 def parse_stooq_csv(text: str) -> list[Bar]:

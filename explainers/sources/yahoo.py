@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import httpx
 
 from explainers.errors import BadResponse, RateLimited, SourceError
-from explainers.models import IndexQuote
 from explainers.settings import SourceSettings
 from explainers.sources import bounds
 from explainers.sources.http import (
@@ -25,7 +24,6 @@ from explainers.sources.http import (
     check_status,
     from_s,
     get,
-    get_json,
     json_body,
     optional_number,
     send,
@@ -41,59 +39,6 @@ SYMBOLS: dict[str, tuple[str, str, str]] = {
     "spx": ("^GSPC", "%5EGSPC", "S&P 500"),
     "ndx": ("^IXIC", "%5EIXIC", "Nasdaq Composite"),
 }
-
-
-async def fetch_index(client: httpx.AsyncClient, cfg: SourceSettings, key: IndexKey) -> IndexQuote:
-    """The index's last price against the previous session's close."""
-    _, path, _ = SYMBOLS[key]
-    # an unknown symbol answers 404 with a JSON error; get() reports it as a refused request
-    body = await get_json(
-        client,
-        SOURCE,
-        f"{cfg.yahoo_url}/v8/finance/chart/{path}",
-        params={"range": "5d", "interval": "1d"},
-        headers={"User-Agent": BROWSER_USER_AGENT},
-    )
-    return parse_chart(body, key)
-
-
-def parse_chart(body: Any, key: IndexKey) -> IndexQuote:
-    """A v8 chart body (range=5d, interval=1d) to the last session's quote."""
-    chart = body.get("chart") if isinstance(body, dict) else None
-    if not isinstance(chart, dict):
-        raise BadResponse(SOURCE, "chart is missing")
-    results = chart.get("result")
-    if not results:
-        error = chart.get("error")
-        detail = error.get("description") if isinstance(error, dict) else None
-        raise BadResponse(SOURCE, str(detail or "no chart data"))
-    result = results[0]
-    meta = result.get("meta") if isinstance(result, dict) else None
-    if not isinstance(meta, dict):
-        raise BadResponse(SOURCE, "meta is missing")
-    last = bounds.index_level(meta.get("regularMarketPrice"), SOURCE, "regularMarketPrice")
-    market_time = from_s(meta.get("regularMarketTime"), SOURCE, "regularMarketTime")
-    sessions = _sessions(result)
-    if not sessions:
-        raise BadResponse(SOURCE, "the daily series is empty")
-    last_ts = sessions[-1][0]
-    previous = [close for _, close in sessions[:-1] if close is not None]
-    if previous:
-        previous_close = previous[-1]
-    else:
-        previous_close = bounds.index_level(meta.get("previousClose"), SOURCE, "previousClose")
-    _, _, name = SYMBOLS[key]
-    return IndexQuote(
-        source=SOURCE,
-        as_of=market_time,
-        symbol=key,
-        name=name,
-        last=last,
-        previous_close=previous_close,
-        change_pct=_change(last, previous_close),
-        session=_exchange_date(last_ts, meta),
-        market_open=_is_open(meta, market_time),
-    )
 
 
 def _sessions(result: dict[str, Any]) -> list[tuple[int, float | None]]:
@@ -290,9 +235,8 @@ async def _chart(
     raise AssertionError("unreachable")
 
 
-def parse_quote(body: Any, key: IndexKey) -> StockQuote:
-    """A v8 chart body (interval=1d) -> the session of `regularMarketTime` against the last
-    close of an earlier session; all-null holiday rows are skipped, dates are the exchange's."""
+def _chart_result(body: Any) -> tuple[Any, Any]:
+    """A v8 chart body's first result and its meta; its error's description when it has none."""
     chart = body.get("chart") if isinstance(body, dict) else None
     if not isinstance(chart, dict):
         raise BadResponse(SOURCE, "chart is missing")
@@ -302,7 +246,13 @@ def parse_quote(body: Any, key: IndexKey) -> StockQuote:
         raise BadResponse(SOURCE, str(detail or "no chart data"))
     require_shape(body, CHART_SHAPE, SOURCE)
     result = chart["result"][0]
-    meta = result["meta"]
+    return result, result["meta"]
+
+
+def parse_quote(body: Any, key: IndexKey) -> StockQuote:
+    """A v8 chart body (interval=1d) -> the session of `regularMarketTime` against the last
+    close of an earlier session; all-null holiday rows are skipped, dates are the exchange's."""
+    result, meta = _chart_result(body)
     last = bounds.index_level(meta.get("regularMarketPrice"), SOURCE, "regularMarketPrice")
     market_time = from_s(meta.get("regularMarketTime"), SOURCE, "regularMarketTime")
     session_day = _exchange_date(int(market_time.timestamp()), meta)
@@ -369,16 +319,7 @@ async def fetch_daily_closes(
 def parse_daily_closes(body: Any, first: date, last: date) -> list[tuple[date, float]]:
     """A v8 chart body (interval=1d, any range) -> (exchange date, close) in [first, last];
     all-null holiday rows are skipped, and the live session while the market is open."""
-    chart = body.get("chart") if isinstance(body, dict) else None
-    if not isinstance(chart, dict):
-        raise BadResponse(SOURCE, "chart is missing")
-    if not chart.get("result"):
-        error = chart.get("error")
-        detail = error.get("description") if isinstance(error, dict) else None
-        raise BadResponse(SOURCE, str(detail or "no chart data"))
-    require_shape(body, CHART_SHAPE, SOURCE)
-    result = chart["result"][0]
-    meta = result["meta"]
+    result, meta = _chart_result(body)
     rows = daily_closes(result, meta)
     market_time = from_s(meta.get("regularMarketTime"), SOURCE, "regularMarketTime")
     if _is_open(meta, market_time):
